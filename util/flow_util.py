@@ -1,0 +1,180 @@
+"""Dense correspondence files (``.corr``, SPEC §8.2), correspondence -> flow, and flow colouring.
+
+``.corr`` layout (little-endian, no magic): ``int32 W``, ``int32 H``, ``H*W*2 float32`` (u, v) in
+row-major ``(H, W, 2)`` order, ``H*W uint8`` visibility labels in row-major ``(H, W)`` order; file size
+``8 + 9*H*W`` bytes. For file ``<id2>_<id1>.corr`` pixel ``(x, y)`` of image 2 corresponds to ``(u, v)``
+in image 1; visibility 0 = visible in both, 1 = human but hidden in image 1, 2 = background.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from util.io import atomic_write
+
+PathLike = str | os.PathLike
+
+_HEADER_DTYPE = np.dtype('<i4')
+_CORR_DTYPE = np.dtype('<f4')
+_VIS_DTYPE = np.dtype('u1')
+# Far above any image this project handles (256x256); a larger header means a corrupt file.
+MAX_CORR_SIDE = 1 << 15
+VIS_LABELS = (0, 1, 2)
+
+
+class CorrFileError(ValueError):
+    """A ``.corr`` file is missing, truncated or malformed. The message names the file."""
+
+
+def corr_file_size(height: int, width: int) -> int:
+    """Size in bytes of a ``.corr`` file for an ``height x width`` image: ``8 + 9*H*W``."""
+    return 8 + 9 * height * width
+
+
+def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a ``.corr`` file.
+
+    Returns:
+        corr: ``np.float32 [H, W, 2]``, (u, v) source-image coordinates of each target pixel.
+        vis: ``np.uint8 [H, W, 1]`` with labels in {0, 1, 2}.
+
+    Raises:
+        CorrFileError: missing file, short header, non-positive or absurd W/H, file size not equal
+            to ``8 + 9*H*W``, or visibility labels outside {0, 1, 2}.
+    """
+    path = Path(path)
+    try:
+        # bytearray -> the returned arrays are writable views, no extra copy.
+        data = bytearray(path.read_bytes())
+    except FileNotFoundError as e:
+        raise CorrFileError(f'{path}: .corr file not found') from e
+    except OSError as e:
+        raise CorrFileError(f'{path}: cannot read .corr file ({e})') from e
+    if len(data) < 8:
+        raise CorrFileError(f'{path}: truncated .corr file, {len(data)} bytes is shorter than the 8-byte '
+                            f'header (int32 width, int32 height)')
+    width, height = (int(v) for v in np.frombuffer(data, dtype=_HEADER_DTYPE, count=2))
+    if not (0 < width <= MAX_CORR_SIDE and 0 < height <= MAX_CORR_SIDE):
+        raise CorrFileError(f'{path}: malformed .corr header, width={width} height={height} '
+                            f'(each must be in [1, {MAX_CORR_SIDE}])')
+    expected = corr_file_size(height, width)
+    if len(data) != expected:
+        kind = 'truncated' if len(data) < expected else 'oversized'
+        raise CorrFileError(f'{path}: {kind} .corr file, {len(data)} bytes but a {width}x{height} header '
+                            f'needs 8 + 9*H*W = {expected} bytes')
+    n = height * width
+    corr = np.frombuffer(data, dtype=_CORR_DTYPE, count=2 * n, offset=8).reshape(height, width, 2)
+    vis = np.frombuffer(data, dtype=_VIS_DTYPE, count=n, offset=8 + 8 * n).reshape(height, width, 1)
+    bad = np.unique(vis[vis > 2])
+    if bad.size:
+        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {bad.tolist()}')
+    return corr.astype(np.float32, copy=False), vis
+
+
+def write_corr(path: PathLike, corr: np.ndarray, vis: np.ndarray) -> Path:
+    """Write a ``.corr`` file (atomic, parent folders created).
+
+    Args:
+        corr: ``[H, W, 2]`` (u, v) source coordinates; stored as little-endian float32.
+        vis: ``[H, W]`` or ``[H, W, 1]`` integer labels in {0, 1, 2}; stored as uint8.
+    """
+    corr = np.asarray(corr)
+    vis = np.asarray(vis)
+    if corr.ndim != 3 or corr.shape[2] != 2 or corr.shape[0] == 0 or corr.shape[1] == 0:
+        raise ValueError(f'write_corr({path}): corr must be [H, W, 2], got shape {corr.shape}')
+    height, width = corr.shape[:2]
+    if vis.shape not in ((height, width), (height, width, 1)):
+        raise ValueError(f'write_corr({path}): vis must be [{height}, {width}] or [{height}, {width}, 1] '
+                         f'to match corr, got shape {vis.shape}')
+    if max(height, width) > MAX_CORR_SIDE:
+        raise ValueError(f'write_corr({path}): image {width}x{height} exceeds the supported side {MAX_CORR_SIDE}')
+    bad = np.unique(vis[~np.isin(vis, VIS_LABELS)])
+    if bad.size:
+        raise ValueError(f'write_corr({path}): vis labels must be 0, 1 or 2, found {bad.tolist()}')
+    payload = b''.join((
+        np.array([width, height], dtype=_HEADER_DTYPE).tobytes(),
+        np.ascontiguousarray(corr, dtype=_CORR_DTYPE).tobytes(),
+        np.ascontiguousarray(vis, dtype=_VIS_DTYPE).tobytes(),
+    ))
+    return atomic_write(path, lambda f: f.write(payload))
+
+
+def corr_to_flow(corr: np.ndarray, vis: np.ndarray | None = None) -> np.ndarray:
+    """Correspondence -> flow in the target frame (SPEC §5.1, §8.4).
+
+    Args:
+        corr: ``[H, W, 2]`` (u, v) source coordinates of each target pixel.
+        vis: optional ``[H, W]`` or ``[H, W, 1]`` labels (0/1/2); where ``vis == 2`` (background)
+            the flow is set to 0. Pass the *smoothed* visibility, as the datasets do.
+
+    Returns:
+        ``np.float32 [H, W, 2]``: ``(u - x, v - y)``, optionally times ``[vis < 2]``.
+    """
+    corr = np.asarray(corr, dtype=np.float32)
+    if corr.ndim != 3 or corr.shape[2] != 2:
+        raise ValueError(f'corr_to_flow: corr must be [H, W, 2], got shape {corr.shape}')
+    height, width = corr.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)),
+                    axis=2)
+    flow = corr - grid
+    if vis is not None:
+        vis = np.asarray(vis)
+        if vis.shape not in ((height, width), (height, width, 1)):
+            raise ValueError(f'corr_to_flow: vis must be [{height}, {width}] or [{height}, {width}, 1], '
+                             f'got shape {vis.shape}')
+        flow = flow * (vis.reshape(height, width, 1) < 2).astype(np.float32)
+    return flow
+
+
+def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
+    """Colour-code a flow field (SPEC §9.7).
+
+    HSV with hue = direction (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale; +x = red,
+    +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max
+    normalised to 0..255 within this image. A flow of constant magnitude (e.g. all zero) is black.
+
+    Args:
+        flow: ``[H, W, 2]`` (x, y) pixel offsets, numpy or a CPU/GPU tensor.
+
+    Returns:
+        ``np.uint8 [H, W, 3]`` RGB.
+    """
+    if isinstance(flow, torch.Tensor):
+        flow = flow.detach().cpu().numpy()
+    flow = np.asarray(flow, dtype=np.float64)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f'flow_to_rgb: flow must be [H, W, 2], got shape {flow.shape}')
+    if not np.isfinite(flow).all():
+        raise ValueError('flow_to_rgb: flow contains NaN or inf')
+    fx, fy = flow[..., 0], flow[..., 1]
+    magnitude = np.hypot(fx, fy)
+    angle = np.mod(np.arctan2(fy, fx), 2 * np.pi)  # [0, 2*pi)
+    lo, hi = magnitude.min(), magnitude.max()
+    # cv2.normalize(NORM_MINMAX) semantics: a constant image maps to the lower bound (0).
+    value = (magnitude - lo) * (255.0 / (hi - lo)) if hi - lo > np.finfo(np.float64).eps else np.zeros_like(magnitude)
+    hsv = np.empty(flow.shape[:2] + (3,), dtype=np.uint8)
+    # Truncation like assigning floats into a uint8 HSV array; mod keeps 2*pi rounding at hue 0.
+    hsv[..., 0] = np.mod((angle * 180 / np.pi / 2).astype(np.int64), 180)
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.clip(value, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def flow_to_rgb_batch(flow: torch.Tensor) -> torch.Tensor:
+    """Tensor version of :func:`flow_to_rgb`.
+
+    Args:
+        flow: ``[N, 2, H, W]`` pixel offsets on any device.
+
+    Returns:
+        ``[N, 3, H, W]`` float32 CPU tensor in ``[-1, 1]``.
+    """
+    if flow.dim() != 4 or flow.size(1) != 2:
+        raise ValueError(f'flow_to_rgb_batch: flow must be [N, 2, H, W], got {tuple(flow.shape)}')
+    flow_np = flow.detach().cpu().permute(0, 2, 3, 1).numpy()
+    rgb = np.stack([flow_to_rgb(f) for f in flow_np]) if len(flow_np) else np.zeros((0,) + flow_np.shape[1:3] + (3,), np.uint8)
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(127.5).sub(1)

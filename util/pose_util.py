@@ -1,0 +1,230 @@
+"""Keypoints (OpenPose COCO-18): heatmaps, the pose mask and pose drawing (SPEC §8.4, §8.7, §9.7).
+
+Keypoints are ``(x, y)`` pixel coordinates (x = column, y = row); a missing joint is ``(-1, -1)``.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+from skimage.draw import disk, polygon
+
+JOINT_NAMES = (
+    'nose', 'neck', 'right_shoulder', 'right_elbow', 'right_wrist', 'left_shoulder', 'left_elbow',
+    'left_wrist', 'right_hip', 'right_knee', 'right_ankle', 'left_hip', 'left_knee', 'left_ankle',
+    'right_eye', 'left_eye', 'right_ear', 'left_ear',
+)
+NUM_JOINTS = len(JOINT_NAMES)
+
+# Limbs drawn in pose visualisations (0-based joint indices).
+DRAW_LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 1), (5, 1),
+)
+# Limbs rasterised into the pose mask; extra ones (neck-ears, hips, hip-shoulders, ear-ear) close the torso
+# and head.
+MASK_LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (1, 16), (1, 17), (8, 11), (11, 5), (8, 2), (16, 17),
+)
+# RGB colour of each joint in pose visualisations.
+JOINT_COLORS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)
+HEATMAP_MODES = ('binary', 'gaussian')
+# The original's closing step: dilation then erosion with a 5x5 square.
+_CLOSING_FOOTPRINT = np.ones((5, 5), dtype=bool)
+
+
+def _as_keypoints(kps, name: str = 'kps') -> np.ndarray:
+    """Array-like ``[K, 2]`` -> float array; keeps float32/float64 (mask pixels depend on it)."""
+    if isinstance(kps, torch.Tensor):
+        kps = kps.detach().cpu().numpy()
+    kps = np.asarray(kps)
+    if not np.issubdtype(kps.dtype, np.floating):
+        kps = kps.astype(np.float64)
+    if kps.ndim != 2 or kps.shape[1] != 2:
+        raise ValueError(f'{name} must have shape [K, 2] of (x, y), got {kps.shape}')
+    return kps
+
+
+def kp_to_map(img_sz: tuple[int, int], kps, mode: str = 'binary', radius: float = 4) -> np.ndarray:
+    """Keypoint heatmaps (SPEC §8.4).
+
+    Args:
+        img_sz: ``(W, H)`` (note the order).
+        kps: array-like ``[K, 2]`` of ``(x, y)``; a joint with ``x == -1`` or ``y == -1`` is missing.
+        mode: ``'binary'``: ``[d^2 <= r^2]``; ``'gaussian'``: ``exp(-d^2 / r^2)``.
+        radius: ``r`` in pixels.
+
+    Returns:
+        ``np.float32 [H, W, K]``, zeros in the channel of a missing joint.
+    """
+    if mode not in HEATMAP_MODES:
+        raise ValueError(f'kp_to_map: unknown mode {mode!r}, valid modes are {HEATMAP_MODES}')
+    width, height = (int(v) for v in img_sz)
+    kps = _as_keypoints(kps).astype(np.float64)
+    xs = np.arange(width, dtype=np.float64).reshape(1, width, 1)
+    ys = np.arange(height, dtype=np.float64).reshape(height, 1, 1)
+    dist2 = (xs - kps[:, 0]) ** 2 + (ys - kps[:, 1]) ** 2  # [H, W, K]
+    if mode == 'binary':
+        maps = (dist2 <= radius ** 2).astype(np.float32)
+    else:
+        maps = np.exp(-dist2 / radius ** 2).astype(np.float32)
+    missing = (kps[:, 0] == -1) | (kps[:, 1] == -1)
+    maps[:, :, missing] = 0
+    return maps
+
+
+def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True) -> np.ndarray:
+    """Human-region mask from keypoints (SPEC §8.7), used by masked SSIM and masked IS.
+
+    Bands of half-width ``point_radius`` along the mask limbs, discs of radius ``point_radius``
+    (strictly inside) on the joints, then a closing (dilation, erosion) with a 5x5 square.
+    A joint is valid when both coordinates are >= 0.
+
+    Args:
+        kps: ``[18, 2]`` ``(x, y)`` keypoints. float32 and float64 give (rarely) different pixels, as
+            in the original (masked SSIM used float32, masked IS float64); ints are taken as float64.
+        img_size: ``(H, W)``.
+        point_radius: band half-width and disc radius.
+        transposed: ``True`` (default) reproduces the original, which passed ``(x, y)`` to
+            rasterisers that expect ``(row, col)``, i.e. x is used as the row. ``False`` draws the
+            correct ``(row = y, col = x)`` mask.
+
+    Returns:
+        ``np.bool_ [H, W]``.
+    """
+    kps = _as_keypoints(kps)
+    if kps.shape[0] != NUM_JOINTS:
+        raise ValueError(f'get_pose_mask expects {NUM_JOINTS} joints, got kps of shape {kps.shape}')
+    height, width = (int(v) for v in img_size)
+    # Points as (row, col); the arithmetic stays in the input dtype, like the original.
+    pts = kps if transposed else kps[:, ::-1]
+    valid = (kps >= 0).all(axis=1)
+    mask = np.zeros((height, width), dtype=bool)
+    for f, t in MASK_LIMBS:
+        if not (valid[f] and valid[t]):
+            continue
+        p_f, p_t = pts[f], pts[t]
+        d = p_f - p_t
+        n = np.array([-d[1], d[0]], dtype=pts.dtype)
+        # The 1e-8 is added to the components before the norm (original quirk, kept for exact pixels).
+        n = point_radius * n / np.linalg.norm(n + 1e-8)
+        vertices = np.stack([p_f + n, p_f - n, p_t - n, p_t + n])
+        rr, cc = polygon(vertices[:, 0], vertices[:, 1], shape=(height, width))
+        mask[rr, cc] = True
+    for j in np.flatnonzero(valid):
+        rr, cc = disk((pts[j, 0], pts[j, 1]), point_radius, shape=(height, width))
+        mask[rr, cc] = True
+    # skimage binary morphology semantics: outside the image counts as False for dilation and as True for
+    # erosion, so regions touching the border are not eaten by the closing.
+    mask = ndimage.binary_dilation(mask, structure=_CLOSING_FOOTPRINT, border_value=0)
+    mask = ndimage.binary_erosion(mask, structure=_CLOSING_FOOTPRINT, border_value=1)
+    return mask
+
+
+def get_pose_mask_batch(kps, img_size: tuple[int, int], point_radius: float = 4,
+                        transposed: bool = True) -> torch.Tensor:
+    """Batched :func:`get_pose_mask`.
+
+    Args:
+        kps: ``[N, 18, 2]`` tensor (any device) or array of ``(x, y)``; float32 and float64 kept as is.
+        img_size: ``(H, W)``.
+
+    Returns:
+        ``torch.float32 [N, 1, H, W]`` with values in {0, 1}, on ``kps``'s device if it is a tensor
+        (CPU otherwise).
+    """
+    device = kps.device if isinstance(kps, torch.Tensor) else torch.device('cpu')
+    if isinstance(kps, torch.Tensor):
+        kps = kps.detach().cpu().numpy()
+    kps = np.asarray(kps)
+    if kps.ndim != 3 or kps.shape[1:] != (NUM_JOINTS, 2):
+        raise ValueError(f'get_pose_mask_batch expects kps of shape [N, {NUM_JOINTS}, 2], got {kps.shape}')
+    height, width = (int(v) for v in img_size)
+    masks = np.zeros((kps.shape[0], 1, height, width), dtype=np.float32)
+    for i, sample in enumerate(kps):
+        masks[i, 0] = get_pose_mask(sample, (height, width), point_radius, transposed)
+    return torch.from_numpy(masks).to(device)
+
+
+def _pose_map_to_hwk(pose_map) -> np.ndarray:
+    """numpy ``[H, W, K]`` stays; a tensor ``[K, H, W]`` is moved to CPU and transposed."""
+    if isinstance(pose_map, torch.Tensor):
+        if pose_map.dim() != 3:
+            raise ValueError(f'pose_map tensor must be [K, H, W], got {tuple(pose_map.shape)}')
+        return pose_map.detach().float().cpu().permute(1, 2, 0).numpy()
+    pose_map = np.asarray(pose_map)
+    if pose_map.ndim != 3:
+        raise ValueError(f'pose_map array must be [H, W, K], got {pose_map.shape}')
+    return pose_map
+
+
+def pose_map_to_joints(pose_map, threshold: float = 0.1) -> list[tuple[int, int] | None]:
+    """One ``(x, y)`` per channel: the first pixel (row-major) equal to the channel maximum, if > threshold.
+
+    Args:
+        pose_map: numpy ``[H, W, K]`` or tensor ``[K, H, W]``.
+
+    Returns:
+        list of K entries, ``(x, y)`` ints or ``None`` for a missing joint.
+    """
+    hwk = _pose_map_to_hwk(pose_map)
+    height, width, k = hwk.shape
+    flat = hwk.reshape(height * width, k)
+    first_max = flat.argmax(axis=0)  # argmax returns the first occurrence of the maximum
+    peak = flat[first_max, np.arange(k)]
+    return [(int(idx % width), int(idx // width)) if peak[c] > threshold else None
+            for c, idx in enumerate(first_max)]
+
+
+def draw_pose(joints, img_size: tuple[int, int], radius: int = 2) -> np.ndarray:
+    """Render joints on black: anti-aliased gray limb lines, then discs in the joint colours.
+
+    Args:
+        joints: ``[18, 2]`` array of ``(x, y)`` (negative = missing) or a list of ``(x, y)``/``None``.
+        img_size: ``(H, W)``.
+        radius: disc radius; pixels strictly inside are drawn.
+
+    Returns:
+        ``np.uint8 [H, W, 3]`` RGB.
+    """
+    height, width = (int(v) for v in img_size)
+    points: list[tuple[float, float] | None] = [
+        None if p is None or p[0] < 0 or p[1] < 0 else (float(p[0]), float(p[1])) for p in joints]
+    if len(points) != NUM_JOINTS:
+        raise ValueError(f'draw_pose expects {NUM_JOINTS} joints, got {len(points)}')
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    for f, t in DRAW_LIMBS:
+        if points[f] is None or points[t] is None:
+            continue
+        p_f = tuple(int(round(v)) for v in points[f])
+        p_t = tuple(int(round(v)) for v in points[t])
+        cv2.line(canvas, p_f, p_t, color=(255, 255, 255), thickness=1, lineType=cv2.LINE_AA)
+    for j, p in enumerate(points):
+        if p is None:
+            continue
+        rr, cc = disk((p[1], p[0]), radius, shape=(height, width))
+        canvas[rr, cc] = JOINT_COLORS[j]
+    return canvas
+
+
+def draw_pose_from_map(pose_map, threshold: float = 0.1,
+                       radius: int = 2) -> tuple[np.ndarray, list[tuple[int, int] | None]]:
+    """Render a heatmap stack as a stick figure (SPEC §9.7, ``pose`` panels).
+
+    Args:
+        pose_map: numpy ``[H, W, K]`` or tensor ``[K, H, W]``, K = 18.
+        threshold: a channel whose maximum is not above it is a missing joint.
+        radius: joint disc radius.
+
+    Returns:
+        (``np.uint8 [H, W, 3]`` RGB image, list of ``(x, y)`` or ``None`` per joint).
+    """
+    hwk = _pose_map_to_hwk(pose_map)
+    joints = pose_map_to_joints(hwk, threshold)
+    return draw_pose(joints, hwk.shape[:2], radius), joints

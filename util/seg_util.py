@@ -1,0 +1,66 @@
+"""Segmentation one-hot maps and visibility smoothing (SPEC §8.2-8.4).
+
+Body-part labels: 0 background, 1 head, 2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg.
+Visibility labels: 0 visible in the source, 1 human but hidden in the source, 2 background.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SEG_NAMES = ('background', 'head', 'torso', 'left_arm', 'right_arm', 'left_leg', 'right_leg')
+NUM_SEG_CLASSES = len(SEG_NAMES)
+
+
+def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES) -> np.ndarray:
+    """One-hot encode a label map.
+
+    Args:
+        seg_label: ``[H, W]`` or ``[H, W, 1]`` integer labels (integral floats accepted) in ``[0, nc)``.
+        nc: number of classes.
+
+    Returns:
+        ``np.float32 [H, W, nc]``; channel k is ``[label == k]``.
+
+    Raises:
+        ValueError: labels outside ``[0, nc)`` or non-integral, naming the bad values.
+    """
+    seg_label = np.asarray(seg_label)
+    if seg_label.ndim == 3 and seg_label.shape[2] == 1:
+        seg_label = seg_label[:, :, 0]
+    if seg_label.ndim != 2:
+        raise ValueError(f'seg_label_to_map: seg_label must be [H, W] or [H, W, 1], got shape {seg_label.shape}')
+    bad = np.unique(seg_label[(seg_label < 0) | (seg_label >= nc) | (seg_label != np.round(seg_label))])
+    if bad.size:
+        raise ValueError(f'seg_label_to_map: labels must be integers in [0, {nc}), found {bad.tolist()[:10]}')
+    return (seg_label[:, :, None] == np.arange(nc)).astype(np.float32)
+
+
+def smooth_visibility(vis: np.ndarray, kernel_size: int) -> np.ndarray:
+    """Median-smooth visibility labels inside the human region (SPEC §8.4, ``vis_smooth_rate``).
+
+    ``vis_b = cv2.medianBlur(vis, k)`` (uint8, replicated border); where the raw label is < 2 (human)
+    the result is ``vis_b`` (which may become 2 near the silhouette), elsewhere the raw label is kept.
+
+    Args:
+        vis: ``np.uint8 [H, W]`` or ``[H, W, 1]`` labels in {0, 1, 2}.
+        kernel_size: odd median window; 0 disables smoothing (returns a copy).
+
+    Returns:
+        uint8 array of the same shape as ``vis``.
+    """
+    if not isinstance(kernel_size, (int, np.integer)) or kernel_size < 0:
+        raise ValueError(f'smooth_visibility: kernel_size must be a non-negative integer, got {kernel_size!r}')
+    if kernel_size > 0 and kernel_size % 2 == 0:
+        raise ValueError(f'smooth_visibility: kernel_size must be odd (cv2.medianBlur), got {kernel_size}; '
+                         f'use 0 to disable smoothing')
+    vis = np.asarray(vis)
+    if vis.dtype != np.uint8:
+        raise ValueError(f'smooth_visibility: vis must be uint8 labels, got dtype {vis.dtype}')
+    if not (vis.ndim == 2 or (vis.ndim == 3 and vis.shape[2] == 1)):
+        raise ValueError(f'smooth_visibility: vis must be [H, W] or [H, W, 1], got shape {vis.shape}')
+    if kernel_size <= 1:  # a 1x1 median is the identity
+        return vis.copy()
+    raw = np.ascontiguousarray(vis.reshape(vis.shape[:2]))
+    blurred = cv2.medianBlur(raw, int(kernel_size))
+    return np.where(raw < 2, blurred, raw).reshape(vis.shape)
