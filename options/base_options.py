@@ -1,0 +1,427 @@
+"""Option machinery shared by the flow-regression and pose-transfer option sets (SPEC §2).
+
+Every option set is a small argparse class. ``parse()`` works in four steps:
+
+1. peek ``--dataset_name`` with a minimal parser (``parse_known_args``);
+2. apply that dataset's preset (SPEC §2.5) as parser *defaults*, after checking every preset key
+   against the parser's options, so the command line can still override any preset value (the
+   original forced the preset values over the command line);
+3. parse strictly (``parse_args``: an unknown or abbreviated option is an error);
+4. ``auto_set()`` derives ``is_train``, the ``gpu_ids`` list, ``device`` and the id prefix in one
+   place; the result is an :class:`Options` namespace in which assigning a non-existent key raises.
+
+Modern options added to every set (all defaults keep the original behaviour):
+
+* ``--checkpoints_dir`` (``checkpoints``): experiment folders live in ``<checkpoints_dir>/<id>/``.
+* ``--num_workers`` (``min(4, cpu count)``): data-loader worker processes; 0 loads in the main
+  process. The original always used 8.
+* ``--seed`` (0): random seed for Python, NumPy and PyTorch, applied by the train/test scripts.
+  The original did not seed.
+
+``device`` is a :class:`torch.device` derived from ``gpu_ids``; it is never written to JSON.
+``CUDA_VISIBLE_DEVICES`` is not modified (the original set it); the first listed GPU is used.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import difflib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+import torch
+
+from util.io import load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+OPTIONS_HEADER = '------------ Options -------------'
+OPTIONS_FOOTER = '-------------- End ----------------'
+
+INIT_TYPES = ['normal', 'normal2', 'xavier', 'kaiming', 'orthogonal']
+# 'none' is listed by the original but raises inside the networks, so it is rejected up front.
+NORM_TYPES = ['batch', 'instance']
+JOINT_MODES = ['binary', 'gaussian']
+LR_POLICIES = ['step', 'plateau', 'lambda']
+DATASET_NAMES = ['deepfashion', 'market', 'demo']
+DATASET_TYPES = ['flow', 'pose_transfer']
+BINARY = [0, 1]
+
+# Dataset path options that presets fill; an old train_opt.json may hold null for them (SPEC §12.2.1).
+DATA_PATH_KEYS = ('data_root', 'fn_split', 'img_dir', 'seg_dir', 'corr_dir', 'fn_pose')
+
+# Keys that change the network architecture or the input encoding. When one is missing from a
+# loaded train_opt.json the current default is used, which may not match the saved weights, so
+# merging warns naming the key (SPEC §14.6).
+ARCH_KEYS = (
+    'which_model', 'which_model_G', 'G_nf', 'G_max_nf', 'G_n_scale', 'G_n_warp_scale', 'G_vis_mode',
+    'G_feat_warp', 'G_pix_warp', 'G_norm', 'G_activation', 'G_no_end_norm', 'G_pose_type',
+    'G_appearance_type', 'G_pix_warp_input_type', 'nf', 'max_nf', 'num_scale', 'start_scale', 'norm',
+    'input_type1', 'input_type2', 'image_size', 'joint_nc', 'seg_nc', 'joint_mode', 'joint_radius',
+)
+
+# Run-time keys that always keep the test command line's value when training options are merged.
+# `id` is kept so a renamed experiment folder still addresses itself (the original took the id
+# stored in the file).
+RUNTIME_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'seed',
+                'allow_corr_fallback')
+
+
+def default_num_workers() -> int:
+    """Data-loader workers sized for this machine: ``min(4, os.cpu_count())`` (at least 0)."""
+    return min(4, os.cpu_count() or 0)
+
+
+def parse_gpu_ids(value: str | Iterable[int]) -> list[int]:
+    """``'0,1'`` -> ``[0, 1]``; negative ids are dropped (``'-1'`` -> ``[]``, i.e. CPU).
+
+    Used as the argparse ``type`` of ``--gpu_ids``, so a malformed value is a command-line error.
+    """
+    if isinstance(value, str):
+        items = [s.strip() for s in value.split(',') if s.strip() != '']
+        try:
+            ids = [int(s) for s in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid --gpu_ids {value!r}: expected comma-separated integers such as '0' or '0,1' "
+                f"('-1' selects the CPU)") from None
+    else:
+        ids = [int(i) for i in value]
+    return [i for i in ids if i >= 0]
+
+
+def resolve_device(gpu_ids: list[int]) -> tuple[torch.device, list[int]]:
+    """Pick the device for ``gpu_ids`` and return ``(device, gpu_ids actually used)``.
+
+    Empty list -> CPU without touching CUDA at all. Ids given but no CUDA available -> a warning
+    on stderr and the CPU (the returned id list is then empty). Otherwise ``cuda:<first id>``.
+    Only ``torch.cuda.is_available()`` and ``torch.cuda.device_count()`` are called; no CUDA
+    context is created here.
+    """
+    if not gpu_ids:
+        return torch.device('cpu'), []
+    if not torch.cuda.is_available():
+        print(f'WARNING: --gpu_ids {",".join(map(str, gpu_ids))} requested but CUDA is not available; '
+              f'running on the CPU (pass --gpu_ids -1 to select the CPU explicitly).', file=sys.stderr)
+        return torch.device('cpu'), []
+    count = torch.cuda.device_count()
+    bad = [i for i in gpu_ids if i >= count]
+    if bad:
+        raise ValueError(f'--gpu_ids {gpu_ids} names GPU(s) {bad} but only {count} CUDA device(s) are '
+                         f'visible (valid ids: 0..{count - 1}, or -1 for the CPU)')
+    return torch.device(f'cuda:{gpu_ids[0]}'), list(gpu_ids)
+
+
+class Options(argparse.Namespace):
+    """Parsed options. After parsing the key set is fixed: assigning an unknown attribute raises.
+
+    ``opt.lr = 1e-3`` works (existing key); ``opt.lrr = 1e-3`` raises ``AttributeError`` with a
+    suggestion, instead of silently creating a new option. Use ``opt.define(name, value)`` to add
+    a key on purpose. ``vars(opt)`` holds only options (the bookkeeping lives in slots).
+    """
+
+    __slots__ = ('_frozen', '_option_set')
+
+    def __init__(self, **kwargs: Any) -> None:
+        object.__setattr__(self, '_frozen', False)
+        object.__setattr__(self, '_option_set', None)
+        super().__init__(**kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in Options.__slots__:
+            object.__setattr__(self, name, value)
+            return
+        if getattr(self, '_frozen', False) and name not in self.__dict__:
+            hint = difflib.get_close_matches(name, list(self.__dict__), n=3)
+            hint_txt = f' (did you mean {", ".join(hint)}?)' if hint else ''
+            raise AttributeError(
+                f'unknown option {name!r}{hint_txt}; options are fixed after parsing, '
+                f'use opt.define({name!r}, value) to add a new key deliberately')
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails. Dunder/private lookups (pickle, copy) must get a
+        # plain AttributeError.
+        if name.startswith('_'):
+            raise AttributeError(name)
+        keys = list(object.__getattribute__(self, '__dict__'))
+        hint = difflib.get_close_matches(name, keys, n=3)
+        hint_txt = f' (did you mean {", ".join(hint)}?)' if hint else ''
+        raise AttributeError(f'no option {name!r}{hint_txt}')
+
+    def freeze(self) -> 'Options':
+        """Forbid new keys from now on; returns ``self``."""
+        object.__setattr__(self, '_frozen', True)
+        return self
+
+    def define(self, name: str, value: Any) -> None:
+        """Add (or set) a key deliberately, bypassing the unknown-key check."""
+        object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict sorted by key; ``device`` is derived state and is left out."""
+        out: dict[str, Any] = {}
+        for key in sorted(vars(self)):
+            if key == 'device':
+                continue
+            value = vars(self)[key]
+            if isinstance(value, tuple):
+                value = list(value)
+            if not _is_jsonable(value):
+                raise TypeError(f'option {key!r} has a value of type {type(value).__name__} ({value!r}) '
+                                f'that cannot be saved as JSON')
+            out[key] = value
+        return out
+
+
+def _is_jsonable(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_is_jsonable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_jsonable(v) for k, v in value.items())
+    return False
+
+
+def format_options(opt: argparse.Namespace) -> str:
+    """The options block printed by ``parse(display=True)``: sorted ``key: value`` lines."""
+    lines = [OPTIONS_HEADER]
+    lines += [f'{key}: {value}' for key, value in sorted(vars(opt).items())]
+    lines.append(OPTIONS_FOOTER)
+    return '\n'.join(lines)
+
+
+def save_options(opt: argparse.Namespace, path: str | Path) -> None:
+    """Write ``opt`` as JSON (indent 0, separators ``(',', ': ')``: one key per line).
+
+    Lists stay lists, ``None`` becomes ``null``; ``device`` is not written. Parent folders are
+    created; the write is atomic.
+    """
+    data = opt.to_dict() if isinstance(opt, Options) else Options(**vars(opt)).to_dict()
+    save_json(data, path, indent=0)
+
+
+def load_options_file(path: str | Path) -> dict[str, Any]:
+    """Read an options JSON file (e.g. ``train_opt.json``) into a dict.
+
+    Raises ``FileNotFoundError`` naming the path and the experiment folders that do exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        exp_dir = path.parent
+        ckpt_dir = exp_dir.parent
+        known = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir())[:20] if ckpt_dir.is_dir() else []
+        known_txt = f'; experiment folders in {ckpt_dir}: {", ".join(known)}' if known else (
+            f'; {ckpt_dir} has no experiment folders' if ckpt_dir.is_dir() else f'; {ckpt_dir} does not exist')
+        raise FileNotFoundError(
+            f'options file {path} not found: check the experiment id ({exp_dir.name!r}, --id) and '
+            f'--checkpoints_dir ({str(ckpt_dir)!r}){known_txt}')
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f'options file {path} does not hold a JSON object (got {type(data).__name__})')
+    return data
+
+
+class BaseOptions:
+    """Options shared by all four option sets (SPEC §2.1) plus the modern run-time options.
+
+    Subclasses extend ``initialize(parser)``, set ``is_train``, ``id_prefix``, ``presets``
+    (dataset name -> default overrides), ``opt_file_name`` and ``preserved_keys`` (kept from the
+    test command line when training options are merged), and may extend ``auto_set(opt)``.
+    """
+
+    is_train: ClassVar[bool] = False
+    id_prefix: ClassVar[str] = ''
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    opt_file_name: ClassVar[str] = 'opt.json'
+    preserved_keys: ClassVar[tuple[str, ...]] = RUNTIME_KEYS
+    description: ClassVar[str] = ''
+
+    def __init__(self) -> None:
+        self.parser = self.build_parser()
+        self.opt: Options | None = None
+
+    # ------------------------------------------------------------------ parser construction
+    def build_parser(self) -> argparse.ArgumentParser:
+        """A fresh parser holding every option of this set (base defaults, no preset applied)."""
+        parser = argparse.ArgumentParser(
+            description=self.description or type(self).__name__,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        self.initialize(parser)
+        return parser
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--id', type=str, default='default',
+                            help=f'experiment id; the prefix {self.id_prefix!r} is prepended when missing')
+        parser.add_argument('--gpu_ids', type=parse_gpu_ids, default='0',
+                            help="comma-separated GPU ids, e.g. '0' or '0,1'; negative ids are dropped, "
+                                 "'-1' runs on the CPU (also used, with a warning, when CUDA is unavailable)")
+        parser.add_argument('--checkpoints_dir', type=str, default='checkpoints',
+                            help='[modern] folder holding one sub-folder per experiment id')
+        parser.add_argument('--num_workers', type=int, default=default_num_workers(),
+                            help='[modern] data-loader worker processes (0 = load in the main process; '
+                                 'the original used 8)')
+        parser.add_argument('--seed', type=int, default=0,
+                            help='[modern] random seed for Python, NumPy and PyTorch, applied by the '
+                                 'scripts (the original did not seed)')
+
+    # ------------------------------------------------------------------ parsing
+    def _peek_dataset_name(self, parser: argparse.ArgumentParser, args: list[str] | None) -> str | None:
+        peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        peek.add_argument('--dataset_name', type=str, default=parser.get_default('dataset_name'))
+        known, _ = peek.parse_known_args(args)
+        return known.dataset_name
+
+    def apply_preset(self, parser: argparse.ArgumentParser, dataset_name: str | None) -> None:
+        """Set the preset of ``dataset_name`` as parser defaults after validating its keys/values."""
+        if dataset_name is None or dataset_name not in self.presets:
+            return  # an invalid --dataset_name is reported by the final strict parse
+        preset = self.presets[dataset_name]
+        actions = {a.dest: a for a in parser._actions if a.dest != 'help'}
+        unknown = sorted(k for k in preset if k not in actions)
+        if unknown:
+            raise ValueError(f'{type(self).__name__}: preset for dataset {dataset_name!r} sets unknown '
+                             f'option(s) {unknown}; every preset key must be an option of the parser')
+        for key, value in preset.items():
+            choices = actions[key].choices
+            if choices is not None and value not in choices:
+                raise ValueError(f'{type(self).__name__}: preset for dataset {dataset_name!r} sets '
+                                 f'{key}={value!r}, not one of {list(choices)}')
+        parser.set_defaults(**copy.deepcopy(preset))
+
+    def parse(self, args: list[str] | None = None, display: bool = True, save: bool = True) -> Options:
+        """Parse ``args`` (``sys.argv[1:]`` when None), apply presets and ``auto_set``.
+
+        display: print the options block (sorted ``key: value`` lines).
+        save: write ``<checkpoints_dir>/<id>/<opt_file_name>`` (train sets also ``order_line.txt``);
+            scripts keep the default, tests and library callers pass ``save=False``.
+        Returns the frozen :class:`Options` namespace (also stored as ``self.opt``).
+        """
+        parser = self.build_parser()
+        self.apply_preset(parser, self._peek_dataset_name(parser, args))
+        self.parser = parser
+        opt = parser.parse_args(args, namespace=Options())
+        self.auto_set(opt)
+        opt._option_set = type(self)
+        opt.freeze()
+        if display:
+            print(format_options(opt))
+        if save:
+            self.save(opt, args)
+        self.opt = opt
+        return opt
+
+    def auto_set(self, opt: Options) -> None:
+        """Derived values, computed here only: ``is_train``, ``gpu_ids`` list, ``device``, id prefix."""
+        opt.is_train = self.is_train
+        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
+        opt.device, opt.gpu_ids = resolve_device(opt.gpu_ids)
+        if self.id_prefix and not opt.id.startswith(self.id_prefix):
+            opt.id = self.id_prefix + opt.id
+        for key in ('num_workers', 'save_step_freq', 'max_steps_per_epoch', 'val_batches'):
+            if key in vars(opt) and getattr(opt, key) < 0:
+                self.parser.error(f'--{key} must be >= 0 (got {getattr(opt, key)})')
+        if 'batch_size' in vars(opt) and opt.batch_size < 1:
+            self.parser.error(f'--batch_size must be >= 1 (got {opt.batch_size})')
+        if 'image_size' in vars(opt) and (len(opt.image_size) != 2 or min(opt.image_size) < 1):
+            self.parser.error(f'--image_size takes two positive integers H W (got {opt.image_size})')
+
+    # ------------------------------------------------------------------ saving
+    def experiment_dir(self, opt: argparse.Namespace) -> Path:
+        return Path(opt.checkpoints_dir) / opt.id
+
+    def save(self, opt: Options, args: list[str] | None = None) -> None:
+        """Write the options JSON and, for train sets, ``order_line.txt`` (the command line)."""
+        exp_dir = self.experiment_dir(opt)
+        save_options(opt, exp_dir / self.opt_file_name)
+        if self.is_train:
+            argv = sys.argv if args is None else [sys.argv[0], *args]
+            (exp_dir / 'order_line.txt').write_text(' '.join(argv))
+
+
+def _check_loaded_value(action: argparse.Action, key: str, value: Any, path: Path) -> None:
+    """Raise ``ValueError`` if a value from an options file does not fit the option's type/choices."""
+    def bad(reason: str) -> ValueError:
+        return ValueError(f'{path}: option {key!r} = {value!r} {reason}; fix or delete the entry '
+                          f'(deleting it uses the current default {action.default!r})')
+
+    if value is None:
+        if action.default is not None:
+            raise bad('is null but the option has no null value')
+        return
+    items = value if action.nargs in ('+', '*') else [value]
+    if action.nargs in ('+', '*') and not isinstance(value, list):
+        raise bad('should be a list')
+    for item in items:
+        if action.type is int and (isinstance(item, bool) or not isinstance(item, int)):
+            raise bad('should be an integer')
+        if action.type is float and (isinstance(item, bool) or not isinstance(item, (int, float))):
+            raise bad('should be a number')
+        if action.type is str and not isinstance(item, str):
+            raise bad('should be a string')
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)) and not isinstance(item, bool):
+            raise bad('should be true or false')
+        if action.choices is not None and item not in action.choices:
+            raise bad(f'is not one of {list(action.choices)}')
+
+
+def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path | None = None,
+                        option_set: type[BaseOptions] | None = None) -> Options:
+    """Merge a saved ``train_opt.json`` into test options (SPEC §2.6) and return the merged copy.
+
+    For every key present in both the file and ``test_opt`` that is not preserved, the file's
+    value wins. Preserved keys (kept from the test command line) are the option set's
+    ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis, debug``, flow the
+    same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
+    seed, allow_corr_fallback`` (and pose ``bn_mode, pose_mask_transposed``).
+    Keys only in the file (train-only options, removed options) are ignored and logged once at
+    debug level. Values are checked against the option's type and choices. Architecture keys
+    (``ARCH_KEYS``) missing from the file keep the current default with a ``UserWarning`` naming
+    them. Dataset path keys that are null (old Market files have ``fn_pose: null``) fall back to
+    the dataset preset.
+
+    test_opt: namespace from a test option set's ``parse`` (not modified).
+    train_opt_path: defaults to ``<checkpoints_dir>/<id>/train_opt.json``.
+    option_set: the option-set class; defaults to the one that parsed ``test_opt``.
+    """
+    option_set = option_set or getattr(test_opt, '_option_set', None)
+    if option_set is None:
+        raise TypeError('merge_train_options: cannot tell which option set produced test_opt; pass '
+                        'option_set=TestPoseTransferOptions or TestFlowRegressionOptions')
+    if train_opt_path is None:
+        train_opt_path = Path(test_opt.checkpoints_dir) / test_opt.id / 'train_opt.json'
+    path = Path(train_opt_path)
+    saved = load_options_file(path)
+
+    opt = copy.deepcopy(test_opt) if isinstance(test_opt, Options) else Options(**vars(test_opt))
+    opt._option_set = option_set
+    actions = {a.dest: a for a in option_set().parser._actions if a.dest != 'help'}
+    preserved = set(option_set.preserved_keys)
+    current = vars(opt)
+
+    unknown = sorted(k for k in saved if k not in current)
+    if unknown:
+        logger.debug('%s: ignoring keys that are not test options: %s', path, ', '.join(unknown))
+    for key, value in saved.items():
+        if key not in current or key in preserved:
+            continue
+        if key in actions:
+            _check_loaded_value(actions[key], key, value, path)
+        current[key] = value
+
+    missing_arch = [k for k in ARCH_KEYS if k in current and k not in saved]
+    for key in missing_arch:
+        warnings.warn(f'{path} has no {key!r}: using the current default {current[key]!r}, which may not '
+                      f'match the saved network weights', UserWarning, stacklevel=2)
+
+    preset = option_set.presets.get(opt.dataset_name, {}) if 'dataset_name' in current else {}
+    for key in DATA_PATH_KEYS:
+        if key in current and current[key] is None and preset.get(key) is not None:
+            logger.info('%s: %s is null; using the %r preset value %r', path, key, opt.dataset_name, preset[key])
+            current[key] = preset[key]
+    return opt.freeze()

@@ -1,0 +1,231 @@
+"""Flow-regression option sets (SPEC §2.2, §2.5, §2.6).
+
+Per-dataset presets (``FLOW_PRESETS``) are parser defaults: ``--dataset_name market`` selects the
+Market values, and any of them can still be overridden on the command line (the original forced
+them). The ``demo`` preset points at the small generated dataset under ``datasets/demo/``.
+
+Modern options (defaults keep the original behaviour):
+
+* all flow sets: ``--allow_corr_fallback`` (0): 1 turns unreadable correspondence files into zero
+  flow / visibility 2 and counts them (the original did this silently); 0 raises naming the file.
+* train: ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
+  (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from options.base_options import (BINARY, DATASET_NAMES, DATASET_TYPES, INIT_TYPES, JOINT_MODES,
+                                  LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
+                                  merge_train_options)
+
+FLOW_ID_PREFIX = 'FlowReg_'
+
+FLOW_PRESETS: dict[str, dict[str, Any]] = {
+    'deepfashion': {
+        'image_size': [256, 256],
+        'data_root': 'datasets/deepfashion/',
+        'img_dir': 'Img/img/',
+        'seg_dir': 'Img/seg/',
+        # HMR-derived joints adapted to the OpenPose convention (pose transfer uses pose_label.pkl).
+        'fn_pose': 'Label/pose_label_adapt.pkl',
+        'fn_split': 'Label/pair_split_clean.json',
+        'corr_dir': '3d/hmr/corr/',
+    },
+    'market': {
+        'image_size': [128, 64],
+        'num_scale': 4,
+        'joint_radius': 4,
+        'aug_shiftx_range': 5,
+        'aug_shifty_range': 5,
+        'data_root': 'datasets/market1501/',
+        'img_dir': 'Images/img/',
+        'seg_dir': 'Images/seg/',
+        'fn_pose': 'Label/pose_label.pkl',
+        'fn_split': 'Label/pair_split.json',
+        'corr_dir': '3d/hmr/corr/',
+    },
+    'demo': {
+        'image_size': [128, 64],
+        'num_scale': 4,
+        'joint_radius': 4,
+        'aug_shiftx_range': 5,
+        'aug_shifty_range': 5,
+        'data_root': 'datasets/demo/',
+        'img_dir': 'Img/img/',
+        'seg_dir': 'Img/seg/',
+        'fn_pose': 'Label/pose_label_adapt.pkl',
+        'fn_split': 'Label/pair_split_clean.json',
+        'corr_dir': '3d/hmr/corr/',
+    },
+}
+
+FLOW_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'debug', *RUNTIME_KEYS)
+
+
+class BaseFlowRegressionOptions(BaseOptions):
+    """Options shared by flow-regression training and testing (SPEC §2.2)."""
+
+    id_prefix: ClassVar[str] = FLOW_ID_PREFIX
+    presets: ClassVar[dict[str, dict[str, Any]]] = FLOW_PRESETS
+    preserved_keys: ClassVar[tuple[str, ...]] = tuple(dict.fromkeys(FLOW_PRESERVED_KEYS))
+    description: ClassVar[str] = 'Flow regression module options'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        # model
+        parser.add_argument('--which_model', type=str, default='unet_v2', choices=['unet', 'unet_v2'],
+                            help='flow network: unet (FlowUnet, always 512 max width) or unet_v2 (FlowUnet_v2)')
+        parser.add_argument('--init_type', type=str, default='kaiming', choices=INIT_TYPES,
+                            help='weight initialisation')
+        parser.add_argument('--norm', type=str, default='batch', choices=NORM_TYPES, help='normalisation layer')
+        parser.add_argument('--nf', type=int, default=32, help='width of the first layer')
+        parser.add_argument('--max_nf', type=int, default=128, help='maximum width (ignored by unet)')
+        parser.add_argument('--input_type1', type=str, default='joint',
+                            help="inputs from image 1, '+'-joined items of img, seg, joint")
+        parser.add_argument('--input_type2', type=str, default='joint',
+                            help="inputs from image 2, '+'-joined items of img, seg, joint")
+        parser.add_argument('--start_scale', type=int, default=2,
+                            help='resolution factor of the finest flow output')
+        parser.add_argument('--num_scale', type=int, default=5, help='number of flow pyramid levels')
+        parser.add_argument('--flow_loss_type', type=str, default='l2', choices=['l1', 'l2'],
+                            help='multi-scale flow loss type')
+        parser.add_argument('--use_ss_flow_loss', type=int, default=1, choices=BINARY,
+                            help='use the segmentation-sensitive flow loss')
+        # pose / segmentation encoding
+        parser.add_argument('--joint_nc', type=int, default=18, help='number of keypoints')
+        parser.add_argument('--joint_mode', type=str, default='binary', choices=JOINT_MODES,
+                            help='keypoint heatmap type')
+        parser.add_argument('--joint_radius', type=int, default=8, help='keypoint heatmap radius (pixels)')
+        parser.add_argument('--seg_nc', type=int, default=7, help='number of segmentation classes')
+        # data
+        parser.add_argument('--dataset_type', type=str, default='flow', choices=DATASET_TYPES,
+                            help='dataset class: flow or pose_transfer')
+        parser.add_argument('--dataset_name', type=str, default='deepfashion', choices=DATASET_NAMES,
+                            help='dataset; selects the preset of data paths and sizes (each preset value '
+                                 'can be overridden on the command line)')
+        parser.add_argument('--image_size', type=int, nargs='+', default=[256, 256], help='image size H W')
+        parser.add_argument('--batch_size', type=int, default=8, help='batch size')
+        parser.add_argument('--data_root', type=str, default=None, help='dataset folder (set by the preset)')
+        parser.add_argument('--fn_split', type=str, default=None,
+                            help='pair split file, relative to data_root (set by the preset)')
+        parser.add_argument('--img_dir', type=str, default=None,
+                            help='image folder, relative to data_root (set by the preset)')
+        parser.add_argument('--seg_dir', type=str, default=None,
+                            help='segmentation folder, relative to data_root (set by the preset)')
+        parser.add_argument('--corr_dir', type=str, default=None,
+                            help='correspondence folder, relative to data_root (set by the preset)')
+        parser.add_argument('--fn_pose', type=str, default=None,
+                            help='keypoint file, relative to data_root (set by the preset)')
+        parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+        parser.add_argument('--aug_shiftx_range', type=int, default=20, help='random target shift range in x')
+        parser.add_argument('--aug_shifty_range', type=int, default=10, help='random target shift range in y')
+        parser.add_argument('--vis_smooth_rate', type=int, default=5,
+                            help='median filter size for the visibility map (0 disables)')
+        parser.add_argument('--allow_corr_fallback', type=int, default=0, choices=BINARY,
+                            help='[modern] 1: an unreadable correspondence file becomes zero flow / '
+                                 'visibility 2 and is counted and reported (the original did this '
+                                 'silently); 0: raise naming the file')
+
+
+class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
+    """Flow-regression training options (SPEC §2.2, train table)."""
+
+    is_train: ClassVar[bool] = True
+    opt_file_name: ClassVar[str] = 'train_opt.json'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        parser.add_argument('--resume_train', action='store_true', help='resume training from --last_epoch')
+        parser.add_argument('--last_epoch', type=int, default=1,
+                            help='epoch to resume from (an integer-labelled checkpoint)')
+        parser.add_argument('--pretrain_id', type=str, default='', help='unused (kept for option-file compatibility)')
+        parser.add_argument('--pretrain_epoch', type=str, default='latest',
+                            help='unused (kept for option-file compatibility)')
+        # optimisation
+        parser.add_argument('--lr', type=float, default=1e-4, help='Adam learning rate')
+        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1')
+        parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')
+        parser.add_argument('--weight_decay', type=float, default=4e-4, help='weight decay')
+        parser.add_argument('--lr_policy', type=str, default='step', choices=LR_POLICIES,
+                            help='learning-rate schedule')
+        parser.add_argument('--n_epoch', type=int, default=30, help='epochs at the initial learning rate')
+        parser.add_argument('--n_epoch_decay', type=int, default=0,
+                            help='extra epochs (total epochs = n_epoch + n_epoch_decay)')
+        parser.add_argument('--lr_decay', type=int, default=8, help='step schedule: epochs per decay step')
+        parser.add_argument('--lr_gamma', type=float, default=0.5, help='step schedule: decay factor')
+        # logging and checkpoints
+        parser.add_argument('--display_freq', type=int, default=10, help='iterations between log lines')
+        parser.add_argument('--test_epoch_freq', type=int, default=1, help='epochs between validations')
+        parser.add_argument('--save_epoch_freq', type=int, default=5, help='epochs between numbered checkpoints')
+        parser.add_argument('--vis_epoch_freq', type=int, default=1, help='epochs between visualisations')
+        parser.add_argument('--check_grad_freq', type=int, default=100,
+                            help='iterations between per-loss gradient-norm checks')
+        parser.add_argument('--n_vis', type=int, default=64, help='number of samples to visualise')
+        # loss weights
+        parser.add_argument('--loss_weight_flow', type=float, default=1.0, help='multi-scale flow loss weight')
+        parser.add_argument('--loss_weight_vis', type=float, default=1.0, help='visibility loss weight')
+        parser.add_argument('--loss_weight_flow_ss', type=float, default=5.0,
+                            help='segmentation-sensitive flow loss weight')
+        add_modern_train_options(parser)
+
+
+class TestFlowRegressionOptions(BaseFlowRegressionOptions):
+    """Flow-regression test options (SPEC §2.2, test table)."""
+
+    is_train: ClassVar[bool] = False
+    opt_file_name: ClassVar[str] = 'test_opt.json'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        parser.add_argument('--which_epoch', type=str, default='best', help='checkpoint label to load')
+
+
+def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
+    """Modern training options shared by both train sets (defaults keep the original behaviour)."""
+    parser.add_argument('--save_step_freq', type=int, default=0,
+                        help="[modern] when > 0, also save the 'latest' checkpoint every N steps")
+    parser.add_argument('--tensorboard', type=int, default=1, choices=BINARY,
+                        help='[modern] also write TensorBoard scalars')
+    parser.add_argument('--max_steps_per_epoch', type=int, default=0,
+                        help='[modern] when > 0, stop each epoch after N iterations (quick runs)')
+    parser.add_argument('--val_batches', type=int, default=0,
+                        help='[modern] when > 0, validate on the first N batches only (0 = whole split)')
+
+
+def load_flow_options_for_pose(pretrained_flow_dir: str | Path, gpu_ids: list[int] | None = None,
+                               device: torch.device | str | None = None, which_epoch: str = 'best') -> Options:
+    """Test flow options for the flow network inside the pose-transfer model (SPEC §2.6, §7.2).
+
+    Builds a ``TestFlowRegressionOptions`` namespace from ``<pretrained_flow_dir>/train_opt.json``
+    with the pose model's ``gpu_ids``/``device``, ``is_train=False`` and ``which_epoch`` (the pose
+    model's ``pretrained_flow_epoch``). ``id`` and ``checkpoints_dir`` address ``pretrained_flow_dir``
+    itself (the caller has already resolved the folder name), so the flow weights are read from
+    ``<pretrained_flow_dir>/<which_epoch>_net_netF.pth``.
+
+    gpu_ids: defaults to the index of ``device`` when it is a CUDA device, else ``[]``.
+    device: defaults to ``cuda:<gpu_ids[0]>`` when ``gpu_ids`` is non-empty, else the CPU. No CUDA
+        call is made here.
+    Raises ``FileNotFoundError`` naming the missing ``train_opt.json``.
+    """
+    flow_dir = Path(pretrained_flow_dir)
+    if device is None:
+        device = torch.device(f'cuda:{gpu_ids[0]}') if gpu_ids else torch.device('cpu')
+    device = torch.device(device)
+    if gpu_ids is None:
+        gpu_ids = [device.index or 0] if device.type == 'cuda' else []
+    # Parsed for the CPU so no CUDA check or warning happens here; the pose model's device is set below.
+    base = TestFlowRegressionOptions().parse(
+        ['--gpu_ids', '-1', '--checkpoints_dir', str(flow_dir.parent), '--which_epoch', str(which_epoch)],
+        display=False, save=False)
+    base.id = flow_dir.name  # the resolved folder name, even without the FlowReg_ prefix
+    opt = merge_train_options(base, flow_dir / 'train_opt.json', option_set=TestFlowRegressionOptions)
+    opt.gpu_ids = list(gpu_ids)
+    opt.device = device
+    opt.is_train = False
+    opt.which_epoch = str(which_epoch)
+    return opt

@@ -1,0 +1,270 @@
+"""Pose-transfer option sets (SPEC §2.3-§2.6).
+
+Per-dataset presets (``POSE_PRESETS``) are parser defaults that the command line can override
+(the original forced them). Fixes relative to the original (SPEC §12.2): Market sets ``fn_pose``
+(the original misspelled it ``fn_poes`` and left ``fn_pose`` unset); Market's
+``pretrained_flow_id='Flow3d_m1.0.0'`` is only a default, an explicit ``--pretrained_flow_id``
+wins; the unused Market key ``G_n_scales`` is not set (it had no effect; old option files that
+contain it still merge, the key is ignored). ``pretrained_G_id``/``pretrained_flow_id`` are not
+prefixed here: the model accepts both the plain and the prefixed folder name.
+
+Modern options (defaults keep the original behaviour):
+
+* all pose sets: ``--pose_mask_transposed`` (1: the original's transposed pose mask for masked
+  SSIM/IS), ``--aug_affine_hw_order`` (``as_written``: the original's H/W order in the
+  augmentation translation, SPEC §8.5/§12.1.16; ``intended``: centre scaling),
+  ``--allow_corr_fallback`` (0: raise on an unreadable correspondence file; 1: zero flow /
+  visibility 2, counted and reported, as the original did silently).
+* train: ``--vgg_weights`` (path to torchvision's ``vgg19-dcbb9e9d.pth``; without weights the
+  model raises unless ``--loss_weight_content 0``), ``--save_step_freq``, ``--tensorboard``,
+  ``--max_steps_per_epoch``, ``--val_batches``.
+* test: ``--bn_mode`` (``batch``: netG/netPW normalise with test-batch statistics as in the
+  original, SPEC §7.7; ``running``: proper eval-mode inference with running statistics).
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar
+
+from options.base_options import (BINARY, DATASET_NAMES, DATASET_TYPES, INIT_TYPES, JOINT_MODES,
+                                  LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options)
+from options.flow_regression_options import add_modern_train_options
+
+POSE_ID_PREFIX = 'PoseTransfer_'
+
+POSE_PRESETS: dict[str, dict[str, Any]] = {
+    'deepfashion': {
+        'data_root': 'datasets/deepfashion/',
+        'fn_split': 'Label/pair_split.json',
+        'img_dir': 'Img/img/',
+        'seg_dir': 'Img/seg/',
+        'fn_pose': 'Label/pose_label.pkl',  # OpenPose detections (the flow module used the HMR-adapted file)
+        'corr_dir': '3d/hmr/corr/',
+    },
+    'market': {
+        'image_size': [128, 64],
+        'joint_radius': 4,
+        'G_n_scale': 5,
+        'G_n_warp_scale': 4,
+        'use_augmentation': 1,
+        'data_root': 'datasets/market1501/',
+        'fn_split': 'Label/pair_split.json',
+        'img_dir': 'Images/img/',
+        'seg_dir': 'Images/seg/',
+        'fn_pose': 'Label/pose_label.pkl',
+        'corr_dir': '3d/hmr/corr/',
+        'pretrained_flow_id': 'Flow3d_m1.0.0',
+    },
+    'demo': {
+        'image_size': [128, 64],
+        'joint_radius': 4,
+        'G_n_scale': 5,
+        'G_n_warp_scale': 4,
+        'data_root': 'datasets/demo/',
+        'fn_split': 'Label/pair_split.json',
+        'img_dir': 'Img/img/',
+        'seg_dir': 'Img/seg/',
+        'fn_pose': 'Label/pose_label.pkl',
+        'corr_dir': '3d/hmr/corr/',
+        'pretrained_flow_id': 'FlowReg_demo',
+    },
+}
+
+# vgg_content_mode -> content-loss weights of relu1_1..relu5_1 (SPEC §2.4); 'special' keeps the CLI list.
+VGG_CONTENT_WEIGHTS: dict[str, list[float]] = {
+    'balance': [0.125, 0.125, 0.125, 0.125, 0.125],
+    'imbalance': [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
+}
+
+POSE_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'n_vis', 'debug', *RUNTIME_KEYS,
+                       'bn_mode', 'pose_mask_transposed')
+
+
+class BasePoseTransferOptions(BaseOptions):
+    """Options shared by pose-transfer training and testing (SPEC §2.3)."""
+
+    id_prefix: ClassVar[str] = POSE_ID_PREFIX
+    presets: ClassVar[dict[str, dict[str, Any]]] = POSE_PRESETS
+    preserved_keys: ClassVar[tuple[str, ...]] = tuple(dict.fromkeys(POSE_PRESERVED_KEYS))
+    description: ClassVar[str] = 'Pose transfer model options'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        # generator
+        parser.add_argument('--init_type', type=str, default='kaiming', choices=INIT_TYPES,
+                            help='weight initialisation')
+        parser.add_argument('--use_dropout', type=int, default=0, choices=BINARY,
+                            help='dropout in the decoder residual blocks')
+        parser.add_argument('--which_model_G', type=str, default='dual_unet', choices=['unet', 'dual_unet'],
+                            help='generator architecture')
+        parser.add_argument('--pretrained_G_id', type=str, default=None,
+                            help="experiment folder of a generator to start from (with or without the "
+                                 "'PoseTransfer_' prefix)")
+        parser.add_argument('--pretrained_G_epoch', type=str, default='best', help='checkpoint label of pretrained_G_id')
+        parser.add_argument('--G_nf', type=int, default=32, help='generator first-layer width')
+        parser.add_argument('--G_max_nf', type=int, default=128, help='generator maximum width')
+        parser.add_argument('--G_n_scale', type=int, default=7, help='generator scales')
+        parser.add_argument('--G_norm', type=str, default='batch', choices=NORM_TYPES, help='generator normalisation')
+        parser.add_argument('--G_activation', type=str, default='relu', choices=['relu', 'leaky_relu'],
+                            help='generator activation (leaky_relu has slope 0.1)')
+        parser.add_argument('--G_pose_type', type=str, default='joint_2',
+                            help="generator pose input, '+'-joined tensor names")
+        parser.add_argument('--G_appearance_type', type=str, default='img_1',
+                            help="generator appearance input, '+'-joined tensor names")
+        parser.add_argument('--G_feat_warp', type=int, default=1, choices=BINARY,
+                            help='warp appearance features with the flow')
+        parser.add_argument('--G_n_warp_scale', type=int, default=5, help='warp features at scales below this')
+        parser.add_argument('--G_vis_mode', type=str, default='residual',
+                            choices=['none', 'hard_gate', 'soft_gate', 'residual', 'res_no_vis'],
+                            help='how visibility gates the warped features')
+        parser.add_argument('--G_no_end_norm', type=int, default=0, choices=BINARY,
+                            help='no norm at the end of the last bottleneck-side residual block')
+        parser.add_argument('--G_pix_warp', type=int, default=0, choices=BINARY,
+                            help='pixel warping: train netPW to blend the output with the warped source')
+        parser.add_argument('--G_pix_warp_input_type', type=str, default='img_out_G+img_warp+vis_out+flow_out',
+                            help="netPW input, '+'-joined tensor names")
+        parser.add_argument('--G_pix_warp_detach', type=int, default=1, choices=BINARY,
+                            help='detach the generator output in the pixel-warping blend')
+        # discriminator
+        parser.add_argument('--D_nf', type=int, default=64, help='discriminator first-layer width')
+        parser.add_argument('--D_n_layers', type=int, default=3, help='discriminator layers')
+        parser.add_argument('--gan_type', type=str, default='dcgan', choices=['lsgan', 'dcgan'], help='GAN loss')
+        parser.add_argument('--D_input_type_real', type=str, default='img_1+img_2+joint_2',
+                            help="discriminator input for real pairs, '+'-joined tensor names")
+        parser.add_argument('--D_input_type_fake', type=str, default='img_1+img_out+joint_2',
+                            help="discriminator input for fake pairs, '+'-joined tensor names")
+        # flow
+        parser.add_argument('--flow_on_the_fly', type=int, default=1, choices=BINARY,
+                            help='1: flow from the pretrained flow module; 0: ground-truth flow from the data')
+        parser.add_argument('--F_input_type', type=str, default='joint_1+joint_2', help='flow module input')
+        parser.add_argument('--pretrained_flow_id', type=str, default='FlowReg_0.1',
+                            help="experiment folder of the flow module (with or without the 'FlowReg_' prefix)")
+        parser.add_argument('--pretrained_flow_epoch', type=str, default='best',
+                            help='checkpoint label of the flow module')
+        # pose / segmentation encoding
+        parser.add_argument('--joint_nc', type=int, default=18, help='number of keypoints')
+        parser.add_argument('--joint_mode', type=str, default='binary', choices=JOINT_MODES,
+                            help='keypoint heatmap type')
+        parser.add_argument('--joint_radius', type=int, default=8, help='keypoint heatmap radius (pixels)')
+        parser.add_argument('--seg_nc', type=int, default=7, help='number of segmentation classes')
+        # data
+        parser.add_argument('--dataset_type', type=str, default='pose_transfer', choices=DATASET_TYPES,
+                            help='dataset class: flow or pose_transfer')
+        parser.add_argument('--dataset_name', type=str, default='deepfashion', choices=DATASET_NAMES,
+                            help='dataset; selects the preset of data paths, sizes and scales (each preset '
+                                 'value can be overridden on the command line)')
+        parser.add_argument('--image_size', type=int, nargs='+', default=[256, 256], help='image size H W')
+        parser.add_argument('--batch_size', type=int, default=8, help='batch size')
+        parser.add_argument('--data_root', type=str, default=None, help='dataset folder (set by the preset)')
+        parser.add_argument('--fn_split', type=str, default=None,
+                            help='pair split file, relative to data_root (set by the preset)')
+        parser.add_argument('--img_dir', type=str, default=None,
+                            help='image folder, relative to data_root (set by the preset)')
+        parser.add_argument('--seg_dir', type=str, default=None,
+                            help='segmentation folder, relative to data_root (set by the preset)')
+        parser.add_argument('--corr_dir', type=str, default=None,
+                            help='correspondence folder, relative to data_root (set by the preset)')
+        parser.add_argument('--fn_pose', type=str, default=None,
+                            help='keypoint file, relative to data_root (set by the preset)')
+        parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+        parser.add_argument('--use_augmentation', type=int, default=0, choices=BINARY,
+                            help='random affine augmentation of the target side (training split only)')
+        parser.add_argument('--aug_scale_range', type=float, default=1.2, help='augmentation scale range')
+        parser.add_argument('--aug_shiftx_range', type=int, default=10, help='augmentation shift range in x')
+        parser.add_argument('--aug_shifty_range', type=int, default=10, help='augmentation shift range in y')
+        parser.add_argument('--aug_color_jit', type=int, default=0, choices=BINARY, help='hue jitter')
+        parser.add_argument('--vis_smooth_rate', type=int, default=5,
+                            help='median filter size for the visibility map (0 disables)')
+        parser.add_argument('--aug_affine_hw_order', type=str, default='as_written', choices=['as_written', 'intended'],
+                            help='[modern] augmentation translation: as_written uses 0.5*H for x and 0.5*W for '
+                                 'y like the original; intended scales about the image centre')
+        parser.add_argument('--allow_corr_fallback', type=int, default=0, choices=BINARY,
+                            help='[modern] 1: an unreadable correspondence file becomes zero flow / '
+                                 'visibility 2 and is counted and reported (the original did this '
+                                 'silently); 0: raise naming the file')
+        parser.add_argument('--pose_mask_transposed', type=int, default=1, choices=BINARY,
+                            help='[modern] 1: draw the masked-SSIM pose mask with (x, y) used as (row, col) '
+                                 'like the original; 0: the geometrically correct mask')
+
+
+class TrainPoseTransferOptions(BasePoseTransferOptions):
+    """Pose-transfer training options (SPEC §2.3, train table)."""
+
+    is_train: ClassVar[bool] = True
+    opt_file_name: ClassVar[str] = 'train_opt.json'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        parser.add_argument('--resume_train', action='store_true', help='resume training from --last_epoch')
+        parser.add_argument('--last_epoch', type=int, default=1, help='epoch to resume from')
+        parser.add_argument('--small_val_set', type=int, default=1, choices=BINARY,
+                            help="validate on split 'test_small' (1) or 'test' (0)")
+        # optimisation
+        parser.add_argument('--lr', type=float, default=2e-4, help='generator (or netPW) Adam learning rate')
+        parser.add_argument('--beta1', type=float, default=0.5, help='Adam beta1 (G and D)')
+        parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2 (G and D)')
+        parser.add_argument('--weight_decay', type=float, default=0, help='generator weight decay')
+        parser.add_argument('--lr_D', type=float, default=2e-5, help='discriminator learning rate')
+        parser.add_argument('--weight_decay_D', type=float, default=4e-4, help='discriminator weight decay')
+        parser.add_argument('--lr_policy', type=str, default='step', choices=LR_POLICIES,
+                            help='learning-rate schedule')
+        parser.add_argument('--n_epoch', type=int, default=30, help='epochs at the initial learning rate')
+        parser.add_argument('--n_epoch_decay', type=int, default=0,
+                            help='extra epochs (total epochs = n_epoch + n_epoch_decay)')
+        parser.add_argument('--lr_decay', type=int, default=100, help='step schedule: epochs per decay step')
+        parser.add_argument('--lr_gamma', type=float, default=0.1, help='step schedule: decay factor')
+        # logging and checkpoints
+        parser.add_argument('--display_freq', type=int, default=10, help='iterations between log lines')
+        parser.add_argument('--test_epoch_freq', type=int, default=1, help='epochs between validations')
+        parser.add_argument('--save_epoch_freq', type=int, default=1, help='epochs between numbered checkpoints')
+        parser.add_argument('--vis_epoch_freq', type=int, default=1, help='epochs between visualisations')
+        parser.add_argument('--check_grad_freq', type=int, default=100,
+                            help='iterations between per-loss gradient-norm checks')
+        parser.add_argument('--n_vis', type=int, default=64, help='number of samples to visualise')
+        # losses
+        parser.add_argument('--epoch_add_gan', type=int, default=6, help='GAN loss active from this epoch on')
+        parser.add_argument('--loss_weight_l1', type=float, default=1.0, help='L1 loss weight')
+        parser.add_argument('--loss_weight_content', type=float, default=1.0,
+                            help='VGG content loss weight (0 needs no VGG weights)')
+        parser.add_argument('--loss_weight_style', type=float, default=0, help='VGG style loss weight')
+        parser.add_argument('--loss_weight_gan', type=float, default=0.01, help='GAN loss weight')
+        parser.add_argument('--shifted_style_loss', type=int, default=1, choices=BINARY,
+                            help='use the shifted-Gram style loss')
+        parser.add_argument('--vgg_content_weights', type=float, nargs='+', default=[0.125] * 5,
+                            help="content weights of relu1_1..relu5_1 (used with --vgg_content_mode special)")
+        parser.add_argument('--vgg_content_mode', type=str, default='balance',
+                            choices=['balance', 'imbalance', 'special'],
+                            help='balance: 0.125 each; imbalance: 1/32, 1/16, 1/8, 1/4, 1; '
+                                 'special: keep --vgg_content_weights')
+        parser.add_argument('--vgg_weights', type=str, default=None,
+                            help="[modern] path to torchvision's vgg19-dcbb9e9d.pth for the content/style "
+                                 "loss (default: the torch hub cache)")
+        add_modern_train_options(parser)
+
+    def auto_set(self, opt: Options) -> None:
+        super().auto_set(opt)
+        if opt.vgg_content_mode in VGG_CONTENT_WEIGHTS:
+            opt.vgg_content_weights = list(VGG_CONTENT_WEIGHTS[opt.vgg_content_mode])
+
+
+class TestPoseTransferOptions(BasePoseTransferOptions):
+    """Pose-transfer test options (SPEC §2.3, test table)."""
+
+    is_train: ClassVar[bool] = False
+    opt_file_name: ClassVar[str] = 'test_opt.json'
+
+    def initialize(self, parser: argparse.ArgumentParser) -> None:
+        super().initialize(parser)
+        parser.add_argument('--which_epoch', type=str, default='best', help='checkpoint label to load')
+        parser.add_argument('--data_split', type=str, default='test', help='key of the split file to test on')
+        parser.add_argument('--n_test_batch', type=int, default=-1,
+                            help='batches to test; negative: whole split; 0: skip the test pass')
+        parser.add_argument('--n_vis', type=int, default=64, help='samples to visualise (0: none)')
+        parser.add_argument('--save_output', action='store_true', help='write the generated images')
+        parser.add_argument('--output_dir', type=str, default='output',
+                            help='output folder, relative to <checkpoints_dir>/<id>/')
+        parser.add_argument('--masked', action='store_true', help='also compute masked SSIM')
+        parser.add_argument('--bn_mode', type=str, default='batch', choices=['batch', 'running'],
+                            help='[modern] batch: netG/netPW normalise with test-batch statistics like the '
+                                 'original (results depend on batch size and order); running: eval-mode '
+                                 'inference with the running statistics')
