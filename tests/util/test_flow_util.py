@@ -1,0 +1,178 @@
+import colorsys
+import re
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from util.flow_util import (CorrFileError, corr_file_size, corr_to_flow, flow_to_rgb, flow_to_rgb_batch,
+                            read_corr, write_corr)
+
+H, W = 3, 5
+
+
+def _example():
+    rng = np.random.default_rng(0)
+    corr = (rng.random((H, W, 2)) * 40 - 5).astype(np.float32)
+    vis = rng.integers(0, 3, (H, W)).astype(np.uint8)
+    return corr, vis
+
+
+def _hand_written_corr(path, width, height, floats, labels):
+    """Write a .corr file with struct, independently of write_corr."""
+    path.write_bytes(struct.pack('<ii', width, height) + struct.pack(f'<{len(floats)}f', *floats)
+                     + bytes(labels))
+
+
+def test_file_size_formula():
+    assert corr_file_size(256, 256) == 589_832
+    assert corr_file_size(128, 64) == 73_736
+
+
+def test_write_corr_byte_layout(tmp_path):
+    corr, vis = _example()
+    path = write_corr(tmp_path / 'a_b.corr', corr, vis)
+    data = path.read_bytes()
+    assert len(data) == 8 + 9 * H * W
+    assert struct.unpack('<ii', data[:8]) == (W, H)
+    # Interleaved (u, v), row-major: floats 0,1 = pixel (0,0); floats 2,3 = pixel (x=1, y=0).
+    assert struct.unpack('<ff', data[8:16]) == (corr[0, 0, 0], corr[0, 0, 1])
+    assert struct.unpack('<f', data[16:20])[0] == corr[0, 1, 0]
+    assert struct.unpack('<f', data[8 + 8 * H * W - 4:8 + 8 * H * W])[0] == corr[-1, -1, 1]
+    assert data[8 + 8 * H * W] == vis[0, 0]
+    assert data[8 + 8 * H * W + 1] == vis[0, 1]
+    assert data[-1] == vis[-1, -1]
+
+
+def test_read_hand_written_file(tmp_path):
+    path = tmp_path / 'x.corr'
+    # 2x1 image (W=2, H=1): pixel (0,0) -> (10.5, -3), pixel (1,0) -> (0, 0) background.
+    _hand_written_corr(path, 2, 1, [10.5, -3.0, 0.0, 0.0], [1, 2])
+    corr, vis = read_corr(path)
+    assert corr.dtype == np.float32 and corr.shape == (1, 2, 2)
+    assert vis.dtype == np.uint8 and vis.shape == (1, 2, 1)
+    assert corr.tolist() == [[[10.5, -3.0], [0.0, 0.0]]]
+    assert vis[:, :, 0].tolist() == [[1, 2]]
+
+
+def test_round_trip_and_vis_shapes(tmp_path):
+    corr, vis = _example()
+    for i, v in enumerate((vis, vis[:, :, None])):
+        path = write_corr(tmp_path / 'deep' / f'{i}.corr', corr, v)
+        corr2, vis2 = read_corr(path)
+        assert np.array_equal(corr2, corr)
+        assert np.array_equal(vis2[:, :, 0], vis)
+        corr2[0, 0, 0] = 1.0  # results are ordinary writable arrays
+    assert sorted(p.name for p in (tmp_path / 'deep').iterdir()) == ['0.corr', '1.corr']
+
+
+def test_read_missing_file(tmp_path):
+    with pytest.raises(CorrFileError, match='missing.corr'):
+        read_corr(tmp_path / 'missing.corr')
+    assert issubclass(CorrFileError, ValueError)
+
+
+@pytest.mark.parametrize('cut', [3, 8, 20, 8 + 9 * H * W - 1])
+def test_read_truncated(tmp_path, cut):
+    corr, vis = _example()
+    path = write_corr(tmp_path / 'full.corr', corr, vis)
+    short = tmp_path / 'short.corr'
+    short.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(CorrFileError, match=r'short\.corr.*truncated'):
+        read_corr(short)
+
+
+def test_read_oversized_and_bad_header(tmp_path):
+    corr, vis = _example()
+    data = write_corr(tmp_path / 'ok.corr', corr, vis).read_bytes()
+    cases = {
+        'extra.corr': (data + b'\x00', 'oversized'),
+        'swapped.corr': (struct.pack('<ii', W + 1, H) + data[8:], 'truncated'),
+        'zero.corr': (struct.pack('<ii', 0, H) + data[8:], 'malformed'),
+        'negative.corr': (struct.pack('<ii', W, -H) + data[8:], 'malformed'),
+        'huge.corr': (struct.pack('<ii', 1 << 20, 1 << 20) + data[8:], 'malformed'),
+    }
+    for name, (payload, problem) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(payload)
+        with pytest.raises(CorrFileError, match=f'{re.escape(name)}.*{problem}'):
+            read_corr(path)
+
+
+def test_read_bad_vis_labels(tmp_path):
+    path = tmp_path / 'labels.corr'
+    _hand_written_corr(path, 3, 1, [0.0] * 6, [0, 7, 3])
+    with pytest.raises(CorrFileError, match=r'labels\.corr.*\[3, 7\]'):
+        read_corr(path)
+
+
+def test_write_corr_validates(tmp_path):
+    corr, vis = _example()
+    with pytest.raises(ValueError, match='corr must be'):
+        write_corr(tmp_path / 'a.corr', corr[..., :1], vis)
+    with pytest.raises(ValueError, match='vis must be'):
+        write_corr(tmp_path / 'a.corr', corr, vis[:, :-1])
+    bad = vis.copy()
+    bad[0, 0] = 5
+    with pytest.raises(ValueError, match=r'\[5\]'):
+        write_corr(tmp_path / 'a.corr', corr, bad)
+    assert not (tmp_path / 'a.corr').exists()
+
+
+def test_corr_to_flow():
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    corr = np.stack([xs + 1.5, ys - 2.0], axis=2)
+    corr[1, 2] = [0.0, 0.0]
+    flow = corr_to_flow(corr)
+    assert flow.dtype == np.float32 and flow.shape == (H, W, 2)
+    expected = np.broadcast_to(np.array([1.5, -2.0], np.float32), (H, W, 2)).copy()
+    expected[1, 2] = [-2.0, -1.0]  # (0 - x, 0 - y) at x=2, y=1
+    assert np.array_equal(flow, expected)
+
+    vis = np.zeros((H, W), np.uint8)
+    vis[1, 2] = 2
+    vis[0, 0] = 1  # invisible human pixels keep their flow
+    expected[1, 2] = 0
+    assert np.array_equal(corr_to_flow(corr, vis), expected)
+    assert np.array_equal(corr_to_flow(corr, vis[:, :, None]), expected)
+    with pytest.raises(ValueError, match='vis must be'):
+        corr_to_flow(corr, vis[:2])
+
+
+def _hsv_reference(hue_deg, value=1.0):
+    return np.array(colorsys.hsv_to_rgb(hue_deg / 360.0, 1.0, value)) * 255
+
+
+def test_flow_to_rgb_directions():
+    # zero, right, down, left, up (image y points down), diagonal down-right
+    flow = np.array([[[0, 0], [3, 0], [0, 3], [-3, 0], [0, -3], [3 / np.sqrt(2), 3 / np.sqrt(2)]]], np.float32)
+    rgb = flow_to_rgb(flow)
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 6, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[0, 1].tolist() == [255, 0, 0]
+    assert rgb[0, 3].tolist() == [0, 255, 255]
+    # OpenCV hue = degrees / 2, truncated: 90 deg -> 45, 270 deg -> 135, 45 deg -> 22 (= 44 deg).
+    for col, hue_deg in ((2, 90), (4, 270), (5, 44)):
+        assert np.abs(rgb[0, col].astype(float) - _hsv_reference(hue_deg)).max() <= 1.0
+
+
+def test_flow_to_rgb_value_normalisation():
+    flow = np.array([[[1, 0], [2, 0], [3, 0]]], np.float32)  # magnitudes 1, 2, 3 -> values 0, 127, 255
+    rgb = flow_to_rgb(flow)
+    assert rgb[0, :, 0].tolist() == [0, 127, 255]
+    assert rgb[0, :, 1:].max() == 0
+    # A constant-magnitude or all-zero flow is black, without NaN warnings.
+    assert flow_to_rgb(np.zeros((4, 4, 2), np.float32)).max() == 0
+    assert flow_to_rgb(np.ones((4, 4, 2), np.float32)).max() == 0
+    with pytest.raises(ValueError, match='NaN'):
+        flow_to_rgb(np.full((2, 2, 2), np.nan, np.float32))
+
+
+def test_flow_to_rgb_batch_matches_numpy():
+    flow = torch.randn(2, 2, 6, 4, generator=torch.Generator().manual_seed(0)) * 5
+    out = flow_to_rgb_batch(flow)
+    assert out.shape == (2, 3, 6, 4) and out.dtype == torch.float32
+    for i in range(2):
+        ref = flow_to_rgb(flow[i].permute(1, 2, 0).numpy())
+        assert torch.allclose(out[i], torch.from_numpy(ref).permute(2, 0, 1).float() / 127.5 - 1)
