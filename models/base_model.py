@@ -1,0 +1,215 @@
+"""The contract every model implements, and the bookkeeping they share.
+
+A model owns its networks (``self.nets``: name -> module, names as in the checkpoint files: ``netF``, ``netG``,
+``netPW``, ``netD``), its optimizers (``self.optimizers``: ``optim``, ``optim_D``) and the tensors of the current
+batch. The training loop (:mod:`util.training`) only talks to a model through these methods:
+
+* ``set_input(data)``: copy one collated batch (SPEC §8.3 item dict) to the model's device;
+* ``forward()``: compute ``self.output`` (no losses);
+* ``optimize_parameters(check_grad=False)``: one training iteration (forward, losses, backward, step);
+* ``test(compute_loss=False)``: forward without gradients, optionally computing losses/metrics;
+* ``get_current_errors() -> dict[str, float]``: the losses/metrics of the last iteration;
+* ``get_current_visuals() -> dict[name, (tensor, kind)]``: panels for the visual grid (SPEC §9.7);
+* ``train_mode()`` / ``eval_mode()``: switch network modes (the pose model keeps the original's no-ops);
+* ``on_epoch_start(epoch)``: per-epoch switches (the pose model's GAN schedule);
+* ``networks_to_save()``: the networks written as ``<label>_net_<name>.pth`` at this point of training.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from util.checkpoint import cpu_state_dict, network_path, optimizer_state_to_cpu
+
+# Batch keys that are tensors; everything else in the collated dict (ids) stays on the CPU.
+INPUT_TENSOR_KEYS = ('img_1', 'img_2', 'joint_c_1', 'joint_c_2', 'joint_1', 'joint_2', 'seg_1', 'seg_2',
+                     'seg_label_1', 'seg_label_2', 'flow_2to1', 'vis_2')
+
+
+def learning_rate_at(epoch: int, base_lr: float, opt) -> float:
+    """Learning rate of 1-based ``epoch`` under ``opt.lr_policy`` (SPEC §7.5).
+
+    ``step``: ``base_lr * lr_gamma ** ((epoch - 1) // lr_decay)``: the original (PyTorch 0.4) semantics; a modern
+    ``StepLR`` stepped at the start of each epoch would decay one epoch early, so the rate is computed here.
+    ``lambda``: constant for ``n_epoch`` epochs, then linear decay over ``n_epoch_decay`` epochs (the original read
+    removed option names and crashed).
+    ``plateau`` is metric driven and handled by :class:`PlateauSchedule`; here it returns ``base_lr``.
+    """
+    if epoch < 1:
+        raise ValueError(f'epochs are 1-based, got {epoch}')
+    if opt.lr_policy == 'step':
+        return base_lr * opt.lr_gamma ** ((epoch - 1) // opt.lr_decay)
+    if opt.lr_policy == 'lambda':
+        return base_lr * (1.0 - max(0, epoch - opt.n_epoch) / float(opt.n_epoch_decay + 1))
+    if opt.lr_policy == 'plateau':
+        return base_lr
+    raise ValueError(f'unknown --lr_policy {opt.lr_policy!r}; valid: step, lambda, plateau')
+
+
+class PlateauSchedule:
+    """``--lr_policy plateau``: ReduceLROnPlateau(factor 0.2, threshold 0.01, patience 5) fed with the
+    validation metric (the original stepped it without one and crashed)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, mode: str):
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=0.2, threshold=0.01, patience=5)
+
+    def step(self, metric: float) -> None:
+        self.scheduler.step(metric)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+class BaseModel:
+    """Shared state and helpers; see the module docstring for the contract."""
+
+    name = 'BaseModel'
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.device = torch.device(opt.device) if not isinstance(opt.device, torch.device) else opt.device
+        self.is_train = bool(opt.is_train)
+        self.expr_dir = Path(opt.checkpoints_dir) / opt.id
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.plateau: dict[str, PlateauSchedule] = {}
+        self.input: dict[str, Any] = {}
+        self.output: dict[str, torch.Tensor] = {}
+        self.loss: dict[str, torch.Tensor] = {}
+        self.meas: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------------------------------------- input
+    def set_input(self, data: dict) -> None:
+        """Copy a collated batch to the device; ``self.input['id']`` is the list of ``(id_1, id_2)`` pairs."""
+        missing = [k for k in INPUT_TENSOR_KEYS if k not in data]
+        if missing:
+            raise KeyError(f'{self.name}.set_input: batch lacks {missing}; expected the dataset item of SPEC §8.3')
+        self.input = {k: data[k].to(self.device, dtype=torch.float32, non_blocking=True)
+                      for k in INPUT_TENSOR_KEYS}
+        self.input['id'] = list(zip(data['id_1'], data['id_2']))
+
+    # ------------------------------------------------------------------------------------------------- schedules
+    def base_learning_rates(self) -> dict[str, float]:
+        """Initial learning rate per optimizer (stored in the optimizer so that a resume keeps it)."""
+        return {name: optim.param_groups[0]['initial_lr'] for name, optim in self.optimizers.items()}
+
+    def update_learning_rate(self, epoch: int) -> float:
+        """Set every optimizer's rate for 1-based ``epoch``; returns the main optimizer's rate."""
+        for name, optim in self.optimizers.items():
+            if self.opt.lr_policy == 'plateau':
+                continue  # driven by validation metrics
+            lr = learning_rate_at(epoch, optim.param_groups[0]['initial_lr'], self.opt)
+            for group in optim.param_groups:
+                group['lr'] = lr
+        return self.current_learning_rate()
+
+    def current_learning_rate(self) -> float:
+        optim = self.optimizers.get('optim')
+        return optim.param_groups[0]['lr'] if optim is not None else math.nan
+
+    def _make_optimizer(self, params, lr: float, betas: tuple[float, float], weight_decay: float):
+        optim = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        for group in optim.param_groups:
+            group['initial_lr'] = lr
+        return optim
+
+    def setup_plateau(self, mode: str) -> None:
+        if self.is_train and self.opt.lr_policy == 'plateau':
+            self.plateau = {name: PlateauSchedule(o, mode) for name, o in self.optimizers.items()}
+
+    def step_plateau(self, metric: float) -> None:
+        for sched in self.plateau.values():
+            sched.step(metric)
+
+    # ------------------------------------------------------------------------------------------------ contract
+    def forward(self) -> None:
+        raise NotImplementedError(f'{type(self).__name__} must implement forward()')
+
+    def optimize_parameters(self, check_grad: bool = False) -> None:
+        raise NotImplementedError(f'{type(self).__name__} must implement optimize_parameters()')
+
+    def test(self, compute_loss: bool = False) -> None:
+        raise NotImplementedError(f'{type(self).__name__} must implement test()')
+
+    def get_current_visuals(self) -> dict[str, tuple[torch.Tensor, str]]:
+        raise NotImplementedError(f'{type(self).__name__} must implement get_current_visuals()')
+
+    def train_mode(self) -> None:
+        pass
+
+    def eval_mode(self) -> None:
+        pass
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def networks_to_save(self) -> dict[str, nn.Module]:
+        return dict(self.nets)
+
+    def get_current_errors(self) -> dict[str, float]:
+        errors = {k: float(v.detach()) for k, v in self.loss.items()}
+        errors.update(self.meas)
+        return errors
+
+    # ------------------------------------------------------------------------------------------------ gradients
+    def backward_with_grad_check(self, weighted_losses: dict[str, torch.Tensor], net: nn.Module) -> dict[str, float]:
+        """Back-propagate weighted losses one by one and record each one's gradient norm (SPEC §7.4).
+
+        The norm is the original's ``Σ_params ‖Δgrad_p‖₂`` (sum of per-parameter L2 norms of the increment). The
+        accumulated gradient equals that of one combined backward, so optimisation is unaffected.
+        """
+        params = [p for p in net.parameters() if p.requires_grad]
+        norms = {}
+        names = list(weighted_losses)
+        for i, name in enumerate(names):
+            before = [p.grad.detach().clone() if p.grad is not None else None for p in params]
+            weighted_losses[name].backward(retain_graph=i < len(names) - 1)
+            total = 0.0
+            for p, b in zip(params, before):
+                if p.grad is None:
+                    continue
+                delta = p.grad if b is None else p.grad - b
+                total += float(delta.norm(2))
+            norms[f'grad_{name}'] = total
+        return norms
+
+    # -------------------------------------------------------------------------------------------- checkpointing
+    def training_state(self) -> dict[str, Any]:
+        """Networks and optimizers as CPU state_dicts, for the complete checkpoint."""
+        return {
+            'nets': {name: cpu_state_dict(net) for name, net in self.nets.items()},
+            'optimizers': {name: optimizer_state_to_cpu(o.state_dict()) for name, o in self.optimizers.items()},
+            'plateau': {name: s.state_dict() for name, s in self.plateau.items()},
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        from models.networks import load_state_dict_compat
+        for name, sd in state['nets'].items():
+            if name not in self.nets:
+                raise KeyError(f'checkpoint holds network {name!r} that this model does not have '
+                               f'({sorted(self.nets)}); check the experiment options')
+            load_state_dict_compat(self.nets[name], sd)
+        for name, sd in state['optimizers'].items():
+            if name in self.optimizers:
+                self.optimizers[name].load_state_dict(sd)
+        for name, sd in state.get('plateau', {}).items():
+            if name in self.plateau:
+                self.plateau[name].load_state_dict(sd)
+
+    def load_network_file(self, net: nn.Module, expr_dir: Path, label: str | int, name: str) -> None:
+        """Load ``<expr_dir>/<label>_net_<name>.pth`` (original or our format) into ``net`` strictly."""
+        from models.networks import load_network
+        path = network_path(expr_dir, label, name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f'network file {path} not found: check --id/--which_epoch (or the pretrained id/epoch options) '
+                f'and that the experiment folder under {self.opt.checkpoints_dir}/ is complete')
+        load_network(net, path)

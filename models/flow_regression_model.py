@@ -1,0 +1,115 @@
+"""Stage 1: regress the intrinsic appearance flow and visibility from two poses (SPEC §7.1)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from models.base_model import BaseModel
+from models.factory import define_flow_network, flow_input_items
+from models.losses import EPE, MultiScaleFlowLoss, SS_FlowLoss
+
+# Flow networks regress flow / 20 (SPEC §5.3).
+FLOW_SCALE = 20.0
+
+
+class FlowRegressionModel(BaseModel):
+    """``netF`` with the multi-scale flow loss, visibility cross-entropy and segmentation-sensitive flow loss.
+
+    Outputs after :meth:`forward` (``self.output``):
+        ``flow_out``: ``[N, 2, H, W]`` flow in pixels (20 × upsampled finest pyramid level);
+        ``vis_out``: ``[N, 3, H, W]`` visibility logits; ``flow_pyramid_out``: list of raw levels (flow / 20);
+        ``mask_out``/``mask_tar``: ``[N, 1, H, W]`` human masks (predicted / ground truth);
+        ``flow_final``: ``flow_out · mask_out``; ``flow_tar``, ``vis_tar``: ground truth.
+    """
+
+    name = 'FlowRegressionModel'
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.input_items = flow_input_items(opt.input_type1, opt.input_type2)
+        self.netF = define_flow_network(opt).to(self.device)
+        self.nets = {'netF': self.netF}
+        self.crit_flow = MultiScaleFlowLoss(start_scale=opt.start_scale, num_scale=opt.num_scale, l_weight=0.32,
+                                            loss_type=opt.flow_loss_type)
+        self.crit_flow_ss = SS_FlowLoss(loss_type='l1') if opt.use_ss_flow_loss else None
+        self.crit_epe = EPE()
+        if self.is_train:
+            self.optimizers['optim'] = self._make_optimizer(self.netF.parameters(), opt.lr, (opt.beta1, opt.beta2),
+                                                            opt.weight_decay)
+            self.setup_plateau(mode='min')
+        else:
+            self.load_network_file(self.netF, self.expr_dir, opt.which_epoch, 'netF')
+            self.netF.eval()
+
+    # --------------------------------------------------------------------------------------------------- forward
+    def network_input(self) -> torch.Tensor:
+        return torch.cat([self.input[item] for item in self.input_items], dim=1)
+
+    def forward(self) -> None:
+        flow, vis, pyramid, feat = self.netF(self.network_input())
+        flow_out = FLOW_SCALE * flow
+        mask_out = (vis.argmax(dim=1, keepdim=True) < 2).float()
+        vis_tar = self.input['vis_2']
+        self.output = {
+            'flow_pyramid_out': pyramid, 'flow_out': flow_out, 'vis_out': vis, 'flow_tar': self.input['flow_2to1'],
+            'vis_tar': vis_tar, 'flow_feat': feat, 'mask_out': mask_out, 'mask_tar': (vis_tar < 2).float(),
+            'flow_final': flow_out * mask_out,
+        }
+
+    def compute_loss(self) -> dict[str, torch.Tensor]:
+        """Weighted loss terms (keys without the ``loss_`` prefix) and ``self.loss``/``self.meas`` for logging."""
+        out, opt = self.output, self.opt
+        self.loss = {'loss_flow': self.crit_flow(out['flow_pyramid_out'], out['flow_tar'], out['mask_tar']),
+                     'loss_vis': F.cross_entropy(out['vis_out'], out['vis_tar'].squeeze(1).long())}
+        weighted = {'flow': opt.loss_weight_flow * self.loss['loss_flow'],
+                    'vis': opt.loss_weight_vis * self.loss['loss_vis']}
+        if self.crit_flow_ss is not None:
+            self.loss['loss_flow_ss'] = self.crit_flow_ss(out['flow_out'], out['flow_tar'], self.input['seg_1'],
+                                                          self.input['seg_2'], out['vis_tar'])
+            weighted['flow_ss'] = opt.loss_weight_flow_ss * self.loss['loss_flow_ss']
+        with torch.no_grad():
+            self.loss['EPE'] = self.crit_epe(out['flow_out'], out['flow_tar'], out['mask_tar'])
+        return weighted
+
+    # ------------------------------------------------------------------------------------------------ training
+    def optimize_parameters(self, check_grad: bool = False) -> None:
+        self.netF.train()
+        self.forward()
+        optim = self.optimizers['optim']
+        optim.zero_grad(set_to_none=True)
+        weighted = self.compute_loss()
+        self.meas = {}
+        if check_grad:
+            self.meas.update(self.backward_with_grad_check(weighted, self.netF))
+        else:
+            sum(weighted.values()).backward()
+        optim.step()
+
+    def test(self, compute_loss: bool = False) -> None:
+        with torch.no_grad():
+            self.forward()
+            if compute_loss:
+                self.compute_loss()
+
+    def train_mode(self) -> None:
+        self.netF.train()
+
+    def eval_mode(self) -> None:
+        self.netF.eval()
+
+    def get_current_errors(self) -> dict[str, float]:
+        # EPE first: it is the selection metric and the first number of the original's log lines.
+        errors = super().get_current_errors()
+        return dict(sorted(errors.items(), key=lambda kv: kv[0] != 'EPE'))
+
+    def get_current_visuals(self) -> dict[str, tuple[torch.Tensor, str]]:
+        """Panels of SPEC §9.7 (flow model)."""
+        inp, out = self.input, self.output
+        return {
+            'img_1': (inp['img_1'], 'rgb'), 'img_2': (inp['img_2'], 'rgb'),
+            'joint_1': (inp['joint_1'], 'pose'), 'joint_2': (inp['joint_2'], 'pose'),
+            'seg_1': (inp['seg_1'], 'seg'), 'seg_2': (inp['seg_2'], 'seg'),
+            'flow_tar': (out['flow_tar'], 'flow'), 'flow_out': (out['flow_out'], 'flow'),
+            'vis_tar': (out['vis_tar'], 'vis'), 'vis_out': (out['vis_out'], 'vis'),
+            'flow_final': (out['flow_final'], 'flow'),
+        }

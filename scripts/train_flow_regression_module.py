@@ -1,0 +1,18 @@
+"""Train the flow regression module (stage 1). See ``--help`` for all options (SPEC §2.2).
+
+    python scripts/train_flow_regression_module.py --id id_flow --gpu_ids 0 --which_model unet --dataset_name deepfashion
+"""
+import _path  # noqa: F401
+
+from options.flow_regression_options import TrainFlowRegressionOptions
+from util.training import TrainSpec, train
+
+
+def main(argv: list[str] | None = None) -> dict:
+    opt = TrainFlowRegressionOptions().parse(argv)
+    # Validation on the 'test' split; the checkpoint with the lowest end-point error becomes 'best'.
+    return train(opt, TrainSpec(val_split='test', select_metric='EPE', select_mode='min'))
+
+
+if __name__ == '__main__':
+    main()
