@@ -186,7 +186,8 @@ def draw_pose(joints, img_size: tuple[int, int], radius: int = 2) -> np.ndarray:
     """Render joints on black: anti-aliased gray limb lines, then discs in the joint colours.
 
     Args:
-        joints: ``[18, 2]`` array of ``(x, y)`` (negative = missing) or a list of ``(x, y)``/``None``.
+        joints: ``[18, 2]`` array of ``(x, y)`` (negative = missing) or a list of ``(x, y)``/``None``;
+            coordinates are rounded to the nearest pixel.
         img_size: ``(H, W)``.
         radius: disc radius; pixels strictly inside are drawn.
 
@@ -194,17 +195,17 @@ def draw_pose(joints, img_size: tuple[int, int], radius: int = 2) -> np.ndarray:
         ``np.uint8 [H, W, 3]`` RGB.
     """
     height, width = (int(v) for v in img_size)
-    points: list[tuple[float, float] | None] = [
-        None if p is None or p[0] < 0 or p[1] < 0 else (float(p[0]), float(p[1])) for p in joints]
+    # Fractional keypoints are rounded to pixels, so they draw like the integer peaks of heatmaps.
+    points: list[tuple[int, int] | None] = [
+        None if p is None or p[0] < 0 or p[1] < 0 else (int(round(float(p[0]))), int(round(float(p[1]))))
+        for p in joints]
     if len(points) != NUM_JOINTS:
         raise ValueError(f'draw_pose expects {NUM_JOINTS} joints, got {len(points)}')
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     for f, t in DRAW_LIMBS:
         if points[f] is None or points[t] is None:
             continue
-        p_f = tuple(int(round(v)) for v in points[f])
-        p_t = tuple(int(round(v)) for v in points[t])
-        cv2.line(canvas, p_f, p_t, color=(255, 255, 255), thickness=1, lineType=cv2.LINE_AA)
+        cv2.line(canvas, points[f], points[t], color=(255, 255, 255), thickness=1, lineType=cv2.LINE_AA)
     for j, p in enumerate(points):
         if p is None:
             continue

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from util.seg_util import seg_label_to_map, smooth_visibility
+
+
+def test_seg_label_to_map_one_hot():
+    label = np.array([[0, 1, 6], [2, 2, 0]], np.uint8)
+    maps = seg_label_to_map(label)
+    assert maps.shape == (2, 3, 7) and maps.dtype == np.float32
+    assert maps.sum(axis=2).tolist() == [[1, 1, 1], [1, 1, 1]]
+    assert maps[0, 2, 6] == 1 and maps[1, 0, 2] == 1 and maps[1, 1, 2] == 1 and maps[0, 0, 0] == 1
+    assert maps[:, :, 3:6].sum() == 0
+    # [H, W, 1] and float labels give the same result.
+    assert np.array_equal(seg_label_to_map(label[:, :, None].astype(np.float32)), maps)
+    assert seg_label_to_map(label, nc=8).shape == (2, 3, 8)
+
+
+def test_seg_label_to_map_rejects_bad_labels():
+    with pytest.raises(ValueError, match=r'\[-1, 7\]'):
+        seg_label_to_map(np.array([[0, 7], [-1, 3]]))
+    with pytest.raises(ValueError, match=r'\[1\.5\]'):
+        seg_label_to_map(np.array([[0, 1.5]]))
+    with pytest.raises(ValueError, match='shape'):
+        seg_label_to_map(np.zeros((2, 2, 3)))
+
+
+def _naive_median(vis, k):
+    padded = np.pad(vis, k // 2, mode='edge')  # OpenCV medianBlur replicates the border
+    return np.median(sliding_window_view(padded, (k, k)), axis=(2, 3)).astype(np.uint8)
+
+
+def test_smooth_visibility_semantics():
+    vis = np.full((9, 9), 2, np.uint8)
+    vis[2:7, 2:7] = 0          # human region, visible
+    vis[4, 4] = 1              # isolated invisible pixel: flipped by the median
+    vis[0, 8] = 0              # isolated human pixel in the background: median says background
+    out = smooth_visibility(vis, 3)
+    assert out.dtype == np.uint8 and out.shape == vis.shape
+    assert out[4, 4] == 0
+    assert out[0, 8] == 2
+    assert out[2, 2] == 2      # silhouette corner: 5 of its 9 neighbours are background
+    assert out[2, 4] == 0      # edge pixel: 6 of 9 neighbours are human
+    # Background stays background even when the median would say human.
+    vis2 = np.zeros((5, 5), np.uint8)
+    vis2[2, 2] = 2
+    assert smooth_visibility(vis2, 3)[2, 2] == 2
+
+
+def test_smooth_visibility_matches_reference_and_shapes():
+    rng = np.random.default_rng(0)
+    vis = rng.choice(np.array([0, 1, 2], np.uint8), size=(16, 12), p=[0.5, 0.2, 0.3])
+    for k in (3, 5):
+        ref = np.where(vis < 2, _naive_median(vis, k), vis)
+        assert np.array_equal(smooth_visibility(vis, k), ref)
+        out = smooth_visibility(vis[:, :, None], k)
+        assert out.shape == (16, 12, 1) and np.array_equal(out[:, :, 0], ref)
+
+
+def test_smooth_visibility_disabled_and_invalid():
+    vis = np.random.default_rng(1).integers(0, 3, (6, 6)).astype(np.uint8)
+    out = smooth_visibility(vis, 0)
+    assert np.array_equal(out, vis) and out is not vis
+    with pytest.raises(ValueError, match='odd'):
+        smooth_visibility(vis, 4)
+    with pytest.raises(ValueError, match='non-negative'):
+        smooth_visibility(vis, -3)
+    with pytest.raises(ValueError, match='uint8'):
+        smooth_visibility(vis.astype(np.float32), 3)
