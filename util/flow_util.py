@@ -155,7 +155,10 @@ def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
     angle = np.mod(np.arctan2(fy, fx), 2 * np.pi)  # [0, 2*pi)
     lo, hi = magnitude.min(), magnitude.max()
     # cv2.normalize(NORM_MINMAX) semantics: a constant image maps to the lower bound (0).
-    value = (magnitude - lo) * (255.0 / (hi - lo)) if hi - lo > np.finfo(np.float64).eps else np.zeros_like(magnitude)
+    if hi - lo > np.finfo(np.float64).eps:
+        value = (magnitude - lo) * (255.0 / (hi - lo))
+    else:
+        value = np.zeros_like(magnitude)
     hsv = np.empty(flow.shape[:2] + (3,), dtype=np.uint8)
     # Truncation like assigning floats into a uint8 HSV array; mod keeps 2*pi rounding at hue 0.
     hsv[..., 0] = np.mod((angle * 180 / np.pi / 2).astype(np.int64), 180)
@@ -176,5 +179,7 @@ def flow_to_rgb_batch(flow: torch.Tensor) -> torch.Tensor:
     if flow.dim() != 4 or flow.size(1) != 2:
         raise ValueError(f'flow_to_rgb_batch: flow must be [N, 2, H, W], got {tuple(flow.shape)}')
     flow_np = flow.detach().cpu().permute(0, 2, 3, 1).numpy()
-    rgb = np.stack([flow_to_rgb(f) for f in flow_np]) if len(flow_np) else np.zeros((0,) + flow_np.shape[1:3] + (3,), np.uint8)
+    rgb = np.zeros(flow_np.shape[:3] + (3,), dtype=np.uint8)
+    for i, f in enumerate(flow_np):  # per image: the value channel is normalised within each image
+        rgb[i] = flow_to_rgb(f)
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(127.5).sub(1)

@@ -111,7 +111,8 @@ def make_visual_grid(rows: dict[str, tuple[torch.Tensor, str]]) -> torch.Tensor:
     panels = []
     for name, item in rows.items():
         if not (isinstance(item, tuple) and len(item) == 2):
-            raise ValueError(f'make_visual_grid: panel {name!r} must be a (tensor, kind) pair, got {type(item).__name__}')
+            raise ValueError(f'make_visual_grid: panel {name!r} must be a (tensor, kind) pair, '
+                             f'got {type(item).__name__}')
         tensor, kind = item
         try:
             panels.append(render_panel(tensor, kind))
