@@ -18,8 +18,16 @@ Modern options added to every set (all defaults keep the original behaviour):
 * ``--seed`` (0): random seed for Python, NumPy and PyTorch, applied by the train/test scripts.
   The original did not seed.
 
-``device`` is a :class:`torch.device` derived from ``gpu_ids``; it is never written to JSON.
-``CUDA_VISIBLE_DEVICES`` is not modified (the original set it); the first listed GPU is used.
+Differences from the original, all deliberate:
+
+* presets are defaults, not forced values (``--dataset_name market --joint_radius 6`` gives 6);
+* option names must be spelled out in full (``allow_abbrev=False``) and unknown options are errors;
+* ``device`` is a :class:`torch.device` derived from ``gpu_ids`` and is never written to JSON;
+  ``CUDA_VISIBLE_DEVICES`` is not modified (the original set it); the first listed GPU is used;
+  when GPUs are requested but CUDA is unavailable, a warning is printed and ``gpu_ids`` becomes ``[]``;
+* ``merge_train_options`` keeps the test command line's ``id`` (so a renamed experiment folder still
+  addresses itself) and validates every merged value against the option's type and choices;
+* options JSON is written with sorted keys.
 """
 from __future__ import annotations
 

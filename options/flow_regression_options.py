@@ -8,7 +8,8 @@ Modern options (defaults keep the original behaviour):
 
 * all flow sets: ``--allow_corr_fallback`` (0): 1 turns unreadable correspondence files into zero
   flow / visibility 2 and counts them (the original did this silently); 0 raises naming the file.
-* train: ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
+* train: ``--resume_label`` (None: resume from ``--last_epoch``; e.g. ``latest``),
+  ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
   (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split).
 """
 from __future__ import annotations
@@ -177,6 +178,7 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
 class TestFlowRegressionOptions(BaseFlowRegressionOptions):
     """Flow-regression test options (SPEC §2.2, test table)."""
 
+    __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False
     opt_file_name: ClassVar[str] = 'test_opt.json'
 
@@ -187,6 +189,9 @@ class TestFlowRegressionOptions(BaseFlowRegressionOptions):
 
 def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
     """Modern training options shared by both train sets (defaults keep the original behaviour)."""
+    parser.add_argument('--resume_label', type=str, default=None,
+                        help="[modern] with --resume_train, resume from this checkpoint label (e.g. 'latest') "
+                             "instead of --last_epoch")
     parser.add_argument('--save_step_freq', type=int, default=0,
                         help="[modern] when > 0, also save the 'latest' checkpoint every N steps")
     parser.add_argument('--tensorboard', type=int, default=1, choices=BINARY,

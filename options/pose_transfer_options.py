@@ -16,8 +16,8 @@ Modern options (defaults keep the original behaviour):
   ``--allow_corr_fallback`` (0: raise on an unreadable correspondence file; 1: zero flow /
   visibility 2, counted and reported, as the original did silently).
 * train: ``--vgg_weights`` (path to torchvision's ``vgg19-dcbb9e9d.pth``; without weights the
-  model raises unless ``--loss_weight_content 0``), ``--save_step_freq``, ``--tensorboard``,
-  ``--max_steps_per_epoch``, ``--val_batches``.
+  model raises unless ``--loss_weight_content 0``), ``--resume_label``, ``--save_step_freq``,
+  ``--tensorboard``, ``--max_steps_per_epoch``, ``--val_batches``.
 * test: ``--bn_mode`` (``batch``: netG/netPW normalise with test-batch statistics as in the
   original, SPEC §7.7; ``running``: proper eval-mode inference with running statistics).
 """
@@ -100,7 +100,8 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--pretrained_G_id', type=str, default=None,
                             help="experiment folder of a generator to start from (with or without the "
                                  "'PoseTransfer_' prefix)")
-        parser.add_argument('--pretrained_G_epoch', type=str, default='best', help='checkpoint label of pretrained_G_id')
+        parser.add_argument('--pretrained_G_epoch', type=str, default='best',
+                            help='checkpoint label of pretrained_G_id')
         parser.add_argument('--G_nf', type=int, default=32, help='generator first-layer width')
         parser.add_argument('--G_max_nf', type=int, default=128, help='generator maximum width')
         parser.add_argument('--G_n_scale', type=int, default=7, help='generator scales')
@@ -238,7 +239,7 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
                                  'special: keep --vgg_content_weights')
         parser.add_argument('--vgg_weights', type=str, default=None,
                             help="[modern] path to torchvision's vgg19-dcbb9e9d.pth for the content/style "
-                                 "loss (default: the torch hub cache)")
+                                 "loss; None looks in <torch hub dir>/checkpoints/ (never downloads)")
         add_modern_train_options(parser)
 
     def auto_set(self, opt: Options) -> None:
@@ -250,6 +251,7 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
 class TestPoseTransferOptions(BasePoseTransferOptions):
     """Pose-transfer test options (SPEC §2.3, test table)."""
 
+    __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False
     opt_file_name: ClassVar[str] = 'test_opt.json'
 
