@@ -224,6 +224,7 @@ def test_preset_value_outside_choices_raises(monkeypatch):
 
 @pytest.mark.parametrize('args', [
     ['--no_such_option', '1'], ['--lrr', '0.1'], ['--n_epo', '3'], ['--dataset', 'market'], ['stray'],
+    ['--lr_gam', '0.5'], ['--epoch_add', '3'],
 ])
 def test_unknown_or_abbreviated_option_is_an_error(args, capsys):
     with pytest.raises(SystemExit) as info:
