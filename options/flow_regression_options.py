@@ -65,7 +65,8 @@ FLOW_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-FLOW_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'debug', *RUNTIME_KEYS)
+# n_vis is a test-side option of ours (the original flow test script wrote no grid), so it stays from the CLI.
+FLOW_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'debug', 'n_vis', *RUNTIME_KEYS)
 
 
 class BaseFlowRegressionOptions(BaseOptions):
@@ -185,6 +186,9 @@ class TestFlowRegressionOptions(BaseFlowRegressionOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
         parser.add_argument('--which_epoch', type=str, default='best', help='checkpoint label to load')
+        parser.add_argument('--n_vis', type=int, default=64,
+                            help='[modern] samples of the test split to visualise in vis/test_epoch<epoch>.jpg '
+                                 '(0: none)')
 
 
 def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
