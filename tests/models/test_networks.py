@@ -179,6 +179,8 @@ def test_dual_unet_with_flow(vis_mode):
     net = DualUnetGenerator(18, 3, 3, vis_mode=vis_mode, **TINY_DUAL)
     out = net(*dual_inputs())
     assert out.shape == (N, 3, H, W) and torch.isfinite(out).all()
+    # The shared downsample's BatchNorm statistics are updated by both encoders.
+    assert net.encp_1_downsample[2].num_batches_tracked.item() == 2
     projected_loss(out).backward()
     assert_grads(net)
     has_vis = vis_mode in ('soft_gate', 'residual', 'res_no_vis')
@@ -422,3 +424,27 @@ def test_init_weights_touches_shared_and_all_convs():
         if name.endswith('bias'):
             assert (p == 0).all(), name
     assert net.enca_0_vis_0.conv.weight.std().item() == pytest.approx(0.02, rel=0.3)
+
+
+# --- package re-exports ---------------------------------------------------------------------------
+
+def test_reexports_of_losses_and_metrics():
+    import models.losses
+    import util.metrics.psnr
+    import util.metrics.ssim
+    from models.networks import EPE, PSNR, SSIM, GANLoss, MultiScaleFlowLoss, SS_FlowLoss, VGGLoss
+    assert (EPE, GANLoss, MultiScaleFlowLoss, SS_FlowLoss, VGGLoss) == (
+        models.losses.EPE, models.losses.GANLoss, models.losses.MultiScaleFlowLoss, models.losses.SS_FlowLoss,
+        models.losses.VGGLoss)
+    assert SSIM is util.metrics.ssim.SSIM and PSNR is util.metrics.psnr.PSNR
+    with pytest.raises(ImportError):
+        from models.networks import NoSuchLoss  # noqa: F401
+
+
+def test_losses_can_be_imported_first():
+    """models.losses imports models.networks.warp: the re-exports must not make that circular."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = 'import models.losses; from models.networks import GANLoss; assert GANLoss is models.losses.GANLoss'
+    subprocess.run([sys.executable, '-c', code], check=True, cwd=Path(__file__).resolve().parents[2])
