@@ -448,3 +448,15 @@ def test_losses_can_be_imported_first():
     from pathlib import Path
     code = 'import models.losses; from models.networks import GANLoss; assert GANLoss is models.losses.GANLoss'
     subprocess.run([sys.executable, '-c', code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_deepcopy_keeps_scale_references_consistent():
+    import copy
+    net = DualUnetGenerator(18, 3, 3, vis_mode='residual', **TINY_DUAL)
+    clone = copy.deepcopy(net)
+    assert clone.scales[1].downsample is clone.encp_1_downsample is clone.enca_1_downsample
+    assert clone.scales[0].enca_vis[1] is clone.enca_0_vis_1 and clone.scales[2].dec_res[0] is clone.dec_2_res_0
+    assert clone.scales[1].downsample is not net.encp_1_downsample
+    unet = UnetGenerator_MultiOutput(3, [1], nf=8, max_nf=16, num_scales=2)
+    unet_clone = copy.deepcopy(unet)
+    assert unet_clone.heads[0] is unet_clone.dec_output_0 and unet_clone.scales[1].upsample is unet_clone.dec_1_upsample
