@@ -361,7 +361,7 @@ def classifier_parser(kind: str) -> argparse.ArgumentParser:
 
 
 def _load_training_labels(kind: str, fn_label: str | os.PathLike) -> dict:
-    from util.io import load_json, load_pickle
+    from util.io import load_json
 
     if kind == 'inception':
         labels = load_json(fn_label)

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument('--real_subset', default='all', choices=list(REAL_SUBSETS),
                    help='all: every image of real_dir; targets: the target <id_2> of each generated image')
     p.add_argument('--gpu_ids', default='0', help='GPU id; -1 for the CPU (the CPU is used when CUDA is missing)')
-    p.add_argument('--inception_weights', default=None, help=f'path of {INCEPTION_WEIGHTS_FILE} (default: torch hub cache)')
+    p.add_argument('--inception_weights', default=None,
+                   help=f'path of {INCEPTION_WEIGHTS_FILE} (default: torch hub cache)')
     p.add_argument('--batch_size', type=int, default=50, help='images per forward pass (does not change the value)')
     opt = p.parse_args(argv)
     result = compute_fid(opt.gen_dir, opt.real_dir, real_subset=opt.real_subset, weights_path=opt.inception_weights,

@@ -18,7 +18,8 @@ from util.metrics.inception_score import inception_score_from_probs
 
 
 def compute_fashion_is(test_dir: str | os.PathLike, *, exp_id: str = 'default',
-                       checkpoints_dir: str | os.PathLike = 'checkpoints', weights_path: str | os.PathLike | None = None,
+                       checkpoints_dir: str | os.PathLike = 'checkpoints',
+                       weights_path: str | os.PathLike | None = None,
                        n_class: int = 23, rescale_size: int = 331, crop_size: int = 299, batch_size: int = 32,
                        n_splits: int = 10, ext: str = 'jpg', device: str | torch.device = 'cpu',
                        model: nn.Module | None = None, max_batches: int | None = None, num_workers: int = 0) -> dict:

@@ -54,6 +54,8 @@ def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
 
 def extract_pool3(paths: Sequence[Path], extractor: TorchFidelityInception, batch_size: int = 50) -> np.ndarray:
     """pool_3 features ``float32 [N, 2048]`` of the images at ``paths``, in order."""
+    if '2048' not in extractor.feature_names:
+        raise ValueError(f"the FID extractor must provide the '2048' (pool3) feature, it has {extractor.feature_names}")
     feats = []
     for start in range(0, len(paths), batch_size):
         images = [read_rgb(p) for p in paths[start:start + batch_size]]

@@ -29,7 +29,7 @@ import torch
 from scipy.special import xlogy
 
 from util.metrics.image_folder import (IMAGE_EXTS, MARKET_ID_FIELDS, apply_by_shape, existing_file, list_images,
-                                       read_rgb, split_pair_name)
+                                       read_rgb, select_device, split_pair_name)
 
 INCEPTION_WEIGHTS_FILE = 'weights-inception-2015-12-05-6726825d.pth'
 INCEPTION_WEIGHTS_URL = ('https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/'
@@ -314,7 +314,8 @@ def inception_score_parser(masked: bool = False) -> argparse.ArgumentParser:
                    (' named <id_1>_<id_2>.<ext>' if masked else ''))
     p.add_argument('gpu_ids', nargs='?', default=None,
                    help='sets CUDA_VISIBLE_DEVICES (e.g. 0); -1 for the CPU; default: CUDA if available')
-    p.add_argument('--seed', type=int, default=None, help='seed of the image shuffle (default: unseeded, as the original)')
+    p.add_argument('--seed', type=int, default=None,
+                   help='seed of the image shuffle (default: unseeded, as the original)')
     p.add_argument('--backend', default='torch', choices=list(BACKENDS),
                    help='torch: torch-fidelity port of the TF graph; tf: the TF graph itself (needs TensorFlow)')
     p.add_argument('--inception_weights', default=None,
@@ -332,8 +333,6 @@ def inception_score_parser(masked: bool = False) -> argparse.ArgumentParser:
 def device_from_gpu_ids(gpu_ids: str | None) -> torch.device:
     """The original scripts' GPU handling: ``gpu_ids`` goes to ``CUDA_VISIBLE_DEVICES`` (before CUDA starts),
     then the first visible GPU is used; ``-1`` means the CPU; None uses CUDA when available."""
-    from util.metrics.image_folder import select_device
-
     if gpu_ids is None:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     os.environ['CUDA_VISIBLE_DEVICES'] = gpu_ids
@@ -352,8 +351,8 @@ def run_inception_score_cli(argv: Sequence[str] | None, masked: bool) -> dict:
     else:
         result = compute_inception_score(opt.img_dir, **kwargs)
     what = 'masked IS' if masked else 'IS'
-    extra = (f", pose mask from {opt.pose_file} ({'transposed as the original' if opt.pose_mask_transposed else 'row=y, col=x'})"
-             if masked else '')
+    orientation = 'transposed as the original' if masked and opt.pose_mask_transposed else 'row=y, col=x'
+    extra = f', pose mask from {opt.pose_file} ({orientation})' if masked else ''
     print(f"{what} ({result['network']}, {result['n_images']} images from {opt.img_dir}, {opt.n_splits} splits, "
           f"seed={opt.seed}{extra})")
     print(f"[Inception Score] inception_score: {result['inception_score']:.3f} "
