@@ -94,6 +94,9 @@ def test_masked_inception_score_script(market, tmp_path_factory, monkeypatch, ca
     assert 'pose mask' in out and result['pose_mask_transposed'] is True
     with pytest.raises(FileNotFoundError, match='pose label file'):
         script.main([str(market / 'gen'), '--pose_file', str(market / 'nope.pkl')])
+    with pytest.raises(FileNotFoundError, match='weights-inception-2015-12-05-6726825d.pth.*https://github.com'):
+        script.main([str(market / 'gen'), '--pose_file', str(market / 'pose_label.pkl'),
+                     '--inception_weights', str(market / 'missing.pth')])
 
 
 def test_fid_script(market, tmp_path_factory, monkeypatch, capsys):
@@ -170,6 +173,9 @@ def test_fashion_attribute_score_script(deepfashion, tmp_path_factory, monkeypat
     with pytest.raises(FileNotFoundError, match='attribute label file'):
         script.main(['--test_dir', str(deepfashion / 'gen'), '--fn_label', str(deepfashion / 'nope.pkl'),
                      '--weights', str(weights)])
+    with pytest.raises(FileNotFoundError, match='Fashion_Attr/default/best.pth.*Fasion_Attr.*download_models.sh'):
+        script.main(['--test_dir', str(deepfashion / 'gen'), '--fn_label', str(deepfashion / 'attr_label.pkl'),
+                     '--checkpoints_dir', str(deepfashion / 'no_checkpoints')])
 
 
 def test_fashion_attribute_train(deepfashion, tmp_path, tmp_path_factory, monkeypatch, capsys):
