@@ -1,0 +1,269 @@
+"""Shared machinery of the two pair datasets (SPEC §8): layout, validation, file readers, item assembly.
+
+A dataset is a list of ``(id_1, id_2)`` pairs (source, target) from a split JSON file, plus a pose
+pickle with the keypoints of every id. Construction validates cheaply (root folder, split file and key,
+pair format, every id present in the pose file); images, segmentations and correspondence files are
+validated lazily when an item is loaded, and every error names the file or id.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from util.flow_util import CorrFileError, read_corr
+from util.io import load_json, load_pickle
+from util.pose_util import kp_to_map
+from util.seg_util import seg_label_to_map
+
+# How to obtain each dataset; named in the error raised for a missing dataset root.
+DATASET_SOURCES = {
+    'deepfashion': 'bash scripts/download_deepfashion.sh',
+    'market': 'bash scripts/download_market1501.sh',
+    'demo': 'python scripts/make_demo_dataset.py',
+}
+DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split (SPEC §8.6)
+# JPEG files end with the EOI marker; a file cut short loses it (OpenCV would decode it partially).
+_JPEG_EOI = b'\xff\xd9'
+_JPEG_TAIL = 1024
+
+
+class DataFileError(ValueError):
+    """A dataset file is unreadable, truncated or inconsistent with the options. The message names it."""
+
+
+def _source_hint(opt: Any) -> str:
+    name = getattr(opt, 'dataset_name', None)
+    cmd = DATASET_SOURCES.get(name)
+    if cmd is None:
+        return f'(dataset_name {name!r} has no download script; known datasets: {sorted(DATASET_SOURCES)})'
+    if name == 'demo':
+        return f'generate it with `{cmd} --out {opt.data_root}`'
+    return f'download it with `{cmd}` (run from the repository root)'
+
+
+def shift_image(arr: np.ndarray, dx: int, dy: int, pad: float) -> np.ndarray:
+    """Translate by whole pixels: output ``(x + dx, y + dy)`` <- input ``(x, y)``; uncovered area = ``pad``.
+
+    Works on ``[H, W]`` or ``[H, W, C]`` arrays; the dtype is kept.
+    """
+    h, w = arr.shape[:2]
+    out = np.full_like(arr, pad)
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        arr[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def to_chw(arr: np.ndarray) -> torch.Tensor:
+    """``[H, W, C]`` numpy -> ``float32 [C, H, W]`` tensor (``[H, W]`` -> ``[1, H, W]``)."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
+
+
+class BaseDataset(Dataset):
+    """Pairs of one split of one dataset (SPEC §8.1-8.6).
+
+    Reads from ``opt``: ``data_root``, ``fn_split``, ``fn_pose``, ``img_dir``, ``seg_dir``, ``corr_dir``,
+    ``image_size`` ``[H, W]``, ``joint_nc``, ``joint_mode``, ``joint_radius``, ``seg_nc``,
+    ``vis_smooth_rate``, ``allow_corr_fallback``, ``debug``, ``is_train``, ``dataset_name``.
+
+    ``corr_fallback_count``: number of correspondence files replaced by zero correspondence and
+    visibility 2 because ``opt.allow_corr_fallback`` is 1 and the file was unreadable. Each DataLoader
+    worker process holds its own copy of the dataset, so with ``num_workers > 0`` the count stays in the
+    workers (the warning naming each file is still printed); read it with ``num_workers=0``.
+    """
+
+    def __init__(self, opt: Any, split: str) -> None:
+        super().__init__()
+        self.opt = opt
+        self.split = split
+        self.root = Path(opt.data_root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f'dataset root {self.root} not found (dataset_name={opt.dataset_name!r}); '
+                                    f'{_source_hint(opt)}')
+        if opt.dataset_name == 'demo':
+            from data.synthetic import is_complete  # local import: the generator is not needed otherwise
+            if not is_complete(self.root):
+                raise FileNotFoundError(f'{self.root} is an incomplete demo dataset (no valid manifest.json; an '
+                                        f'interrupted generation?); regenerate it with '
+                                        f'`python scripts/make_demo_dataset.py --out {self.root} --force`')
+        if len(opt.image_size) != 2:
+            raise ValueError(f'opt.image_size must be [H, W], got {opt.image_size}')
+        self.image_size = (int(opt.image_size[0]), int(opt.image_size[1]))
+        self.img_dir = self.root / opt.img_dir
+        self.seg_dir = self.root / opt.seg_dir
+        self.corr_dir = self.root / opt.corr_dir
+        self.fn_split = self.root / opt.fn_split
+        self.fn_pose = self.root / opt.fn_pose
+        self.pairs_all = self._load_pairs()
+        self.pose_label = self._load_poses(self.pairs_all)
+        if opt.debug:
+            self.pairs_all = self.pairs_all[:DEBUG_NUM_PAIRS]
+        self.pairs = self.pairs_all
+        self.corr_fallback_count = 0
+
+    # ----------------------------------------------------------------------------------------------
+    # Construction-time validation (cheap)
+
+    def _load_pairs(self) -> list[tuple[str, str]]:
+        if not self.fn_split.is_file():
+            raise FileNotFoundError(f'split file {self.fn_split} not found; the dataset at {self.root} is incomplete, '
+                                    f'{_source_hint(self.opt)}')
+        split_data = load_json(self.fn_split)
+        if not isinstance(split_data, dict) or self.split not in split_data:
+            keys = sorted(split_data) if isinstance(split_data, dict) else type(split_data).__name__
+            raise KeyError(f'split {self.split!r} not in {self.fn_split}; available splits: {keys}')
+        pairs = []
+        for k, pair in enumerate(split_data[self.split]):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
+                raise DataFileError(f'{self.fn_split}: entry {k} of split {self.split!r} must be a pair '
+                                    f'[id_1, id_2] of strings, got {pair!r}')
+            pairs.append((pair[0], pair[1]))
+        return pairs
+
+    def _load_poses(self, pairs: list[tuple[str, str]]) -> dict:
+        poses = load_pickle(self.fn_pose)
+        if not isinstance(poses, dict):
+            raise DataFileError(f'{self.fn_pose} must hold a dict id -> list of [x, y], got {type(poses).__name__}')
+        ids = {i for pair in pairs for i in pair}
+        missing = sorted(ids.difference(poses))
+        if missing:
+            raise DataFileError(f'{len(missing)} id(s) of split {self.split!r} in {self.fn_split} are absent from the '
+                                f'pose file {self.fn_pose}, e.g. {missing[:5]}')
+        return poses
+
+    # ----------------------------------------------------------------------------------------------
+    # Length
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_len(self, n: int) -> None:
+        """Use the first ``n`` pairs (``n > 0``, at most the split size) or, for ``n <= 0``, all of them."""
+        self.pairs = self.pairs_all[:n] if n > 0 else self.pairs_all
+
+    # ----------------------------------------------------------------------------------------------
+    # File readers (lazy validation; every error names the file)
+
+    def _read_bytes(self, path: Path, what: str) -> np.ndarray:
+        try:
+            return np.fromfile(path, dtype=np.uint8)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'{what} file {path} not found (dataset {self.root}); {_source_hint(self.opt)}'
+                                    ) from None
+        except OSError as e:
+            raise DataFileError(f'cannot read {what} file {path}: {e}') from e
+
+    def _check_size(self, path: Path, arr: np.ndarray, what: str) -> None:
+        if arr.shape[:2] != self.image_size:
+            raise DataFileError(f'{what} {path} is {arr.shape[0]}x{arr.shape[1]} (HxW) but opt.image_size is '
+                                f'{self.image_size[0]}x{self.image_size[1]}; images are never resized, set '
+                                f'--image_size to the size on disk')
+
+    def read_image(self, img_id: str) -> np.ndarray:
+        """``Img/img/<id>.jpg`` -> ``float32 [H, W, 3]`` RGB in [-1, 1] (OpenCV BGR -> RGB, /255, (x-0.5)/0.5)."""
+        path = self.img_dir / f'{img_id}.jpg'
+        data = self._read_bytes(path, 'image')
+        if path.suffix.lower() in ('.jpg', '.jpeg') and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
+            raise DataFileError(f'image {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)')
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataFileError(f'image {path} cannot be decoded ({data.size} bytes)')
+        self._check_size(path, img, 'image')
+        rgb = img[:, :, ::-1].astype(np.float32) / 255.0
+        return (rgb - 0.5) / 0.5
+
+    def read_seg(self, img_id: str) -> np.ndarray:
+        """``Img/seg/<id>.bmp`` -> ``uint8 [H, W]`` labels in ``[0, seg_nc)``."""
+        path = self.seg_dir / f'{img_id}.bmp'
+        data = self._read_bytes(path, 'segmentation')
+        if data[:2].tobytes() == b'BM' and data.size >= 6:
+            declared = int(data[2:6].view('<u4')[0])  # BMP header: total file size
+            if data.size < declared:
+                raise DataFileError(f'segmentation {path} is truncated ({data.size} of {declared} bytes)')
+        seg = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+        if seg is None:
+            raise DataFileError(f'segmentation {path} cannot be decoded ({data.size} bytes)')
+        self._check_size(path, seg, 'segmentation')
+        if seg.max() >= self.opt.seg_nc:
+            raise DataFileError(f'segmentation {path} has label {int(seg.max())}, expected labels in '
+                                f'[0, {self.opt.seg_nc}) (opt.seg_nc)')
+        return seg
+
+    def read_joints(self, img_id: str) -> np.ndarray:
+        """Pose-file entry -> ``float32 [joint_nc, 2]`` of (x, y); -1 marks a missing joint."""
+        entry = self.pose_label[img_id]
+        try:
+            kps = np.asarray(entry, dtype=np.float32)
+        except (ValueError, TypeError) as e:
+            raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} is not a numeric [{self.opt.joint_nc}, 2] '
+                                f'array ({e})') from e
+        if kps.shape != (self.opt.joint_nc, 2):
+            raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} has shape {kps.shape}, expected '
+                                f'({self.opt.joint_nc}, 2) (opt.joint_nc joints of (x, y))')
+        return kps
+
+    def read_corr(self, id_1: str, id_2: str) -> tuple[np.ndarray, np.ndarray]:
+        """``<corr_dir>/<id_2>_<id_1>.corr`` -> (corr ``float32 [H, W, 2]``, vis ``uint8 [H, W, 1]``).
+
+        With ``opt.allow_corr_fallback == 1`` an unreadable file (missing, truncated, malformed, wrong
+        size) becomes zero correspondence and visibility 2 (the original's behaviour), counted in
+        ``corr_fallback_count`` and reported with a warning naming the file; otherwise it raises
+        :class:`CorrFileError`.
+        """
+        path = self.corr_dir / f'{id_2}_{id_1}.corr'
+        try:
+            corr, vis = read_corr(path)
+            if corr.shape[:2] != self.image_size:
+                raise CorrFileError(f'{path}: correspondence is {corr.shape[0]}x{corr.shape[1]} (HxW) but '
+                                    f'opt.image_size is {self.image_size[0]}x{self.image_size[1]}')
+        except CorrFileError as e:
+            if not self.opt.allow_corr_fallback:
+                raise
+            self.corr_fallback_count += 1
+            warnings.warn(f'{e}; using zero correspondence and visibility 2 instead (allow_corr_fallback=1, '
+                          f'{self.corr_fallback_count} substitution(s) so far in this process)', stacklevel=2)
+            h, w = self.image_size
+            return np.zeros((h, w, 2), np.float32), np.full((h, w, 1), 2, np.uint8)
+        return corr, vis
+
+    # ----------------------------------------------------------------------------------------------
+    # Item assembly
+
+    def heatmaps(self, kps: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Keypoints -> ``float32 [H, W, joint_nc]`` heatmaps (SPEC §8.4)."""
+        return kp_to_map((width, height), kps, mode=self.opt.joint_mode, radius=self.opt.joint_radius)
+
+    def make_item(self, id_1: str, id_2: str, img_1: np.ndarray, img_2: np.ndarray, joint_c_1: np.ndarray,
+                  joint_c_2: np.ndarray, seg_1: np.ndarray, seg_2: np.ndarray, flow: np.ndarray,
+                  vis: np.ndarray, heatmap_size: tuple[int, int]) -> dict[str, Any]:
+        """Assemble the item of SPEC §8.3 from ``[H, W, C]`` numpy arrays (``heatmap_size = (W, H)``)."""
+        w, h = heatmap_size
+        return {
+            'img_1': to_chw(img_1),
+            'img_2': to_chw(img_2),
+            'joint_c_1': torch.from_numpy(np.ascontiguousarray(joint_c_1, dtype=np.float32)),
+            'joint_c_2': torch.from_numpy(np.ascontiguousarray(joint_c_2, dtype=np.float32)),
+            'joint_1': to_chw(self.heatmaps(joint_c_1, w, h)),
+            'joint_2': to_chw(self.heatmaps(joint_c_2, w, h)),
+            'seg_label_1': to_chw(seg_1),
+            'seg_label_2': to_chw(seg_2),
+            'seg_1': to_chw(seg_label_to_map(seg_1, self.opt.seg_nc)),
+            'seg_2': to_chw(seg_label_to_map(seg_2, self.opt.seg_nc)),
+            'flow_2to1': to_chw(flow),
+            'vis_2': to_chw(vis),
+            'id_1': id_1,
+            'id_2': id_2,
+        }
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, pairs={len(self)}, '
+                f'image_size={self.image_size})')

@@ -1,0 +1,207 @@
+"""Download, verify and safely extract the authors' archives (SPEC §10.1).
+
+    python -m data.download {deepfashion,market1501,models} [--keep_archive] [--root .]
+
+Run from the repository root (the ``scripts/download_*.sh`` wrappers do that). Each archive is fetched
+from Google Drive with ``gdown`` (a partial download is resumed), its SHA-256 is checked when one is
+known, it is extracted into the target folder with a member-by-member safety check (no absolute paths,
+no ``..``, no links pointing outside the target, no device files; plus tarfile's ``filter='data'``), and
+deleted after a successful extraction. On failure the message gives the manual download link.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One downloadable archive: Google-Drive id, file name, target folder (relative to the repo root)."""
+
+    name: str
+    drive_id: str
+    filename: str
+    target: str
+    size_hint: str
+    sha256: str | None = None  # None: no published checksum
+
+    @property
+    def manual_url(self) -> str:
+        return f'https://drive.google.com/open?id={self.drive_id}'
+
+
+# SPEC §10.1. The authors published no checksums; add a hex digest here once one is verified.
+ARCHIVES: dict[str, Archive] = {
+    'deepfashion': Archive('deepfashion', '1_VJh4TlVRMoIgkZSaicgICfye3s5eaVJ', 'deepfashion.tgz', 'datasets', '~23 GB'),
+    'market1501': Archive('market1501', '1p1Jl-U4OTgmiVLUCAdyNjAo3sI56mtHa', 'market1501.tgz', 'datasets', '~9 GB'),
+    'models': Archive('models', '1eClRS7is1fVTXxelOv5g7ziSGTfuSb1U', 'pretrained_models.tgz', 'checkpoints', ''),
+}
+
+
+class DownloadError(RuntimeError):
+    """Fetching failed; the message includes the manual download link."""
+
+
+class ChecksumError(ValueError):
+    """The archive's SHA-256 differs from the known value."""
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member would escape the target folder or is a special file; the message names it."""
+
+
+def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (archives are tens of GB)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(chunk_size), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike, expected: str | None) -> bool:
+    """Check ``path`` against ``expected`` (hex SHA-256).
+
+    Returns True when verified, False when no checksum is known (prints that it was skipped); raises
+    :class:`ChecksumError` naming the file and both digests on a mismatch.
+    """
+    if not expected:
+        print(f'{path}: no checksum known, skipped')
+        return False
+    actual = sha256sum(path)
+    if actual.lower() != expected.lower():
+        raise ChecksumError(f'{path}: SHA-256 {actual} does not match the expected {expected}; the download is '
+                            f'corrupt or incomplete: delete it and download again')
+    print(f'{path}: SHA-256 verified')
+    return True
+
+
+def _is_within(base: Path, target: Path) -> bool:
+    try:
+        target.relative_to(base)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_absolute(name: str) -> bool:
+    return name.startswith(('/', '\\')) or (len(name) > 1 and name[1] == ':')
+
+
+def check_member(member: tarfile.TarInfo, target: Path) -> None:
+    """Raise :class:`UnsafeArchiveError` if extracting ``member`` under ``target`` could write outside it.
+
+    Refused: absolute paths (``/x``, ``C:\\x``), ``..`` components, device/FIFO files, and links (symbolic
+    or hard) whose destination is absolute or contains ``..``. A relative link without ``..`` can only
+    point below its own folder, so no chain of such links leads outside ``target``; checking each link's
+    resolved destination alone would miss chains through links extracted earlier.
+    """
+    name = member.name
+    if _is_absolute(name):
+        raise UnsafeArchiveError(f'refusing archive member {name!r}: absolute path')
+    if '..' in PurePosixPath(name.replace('\\', '/')).parts:
+        raise UnsafeArchiveError(f'refusing archive member {name!r}: ".." path component')
+    if not _is_within(target, (target / name).resolve()):
+        raise UnsafeArchiveError(f'refusing archive member {name!r}: resolves outside {target}')
+    if member.isdev() or member.isfifo():
+        raise UnsafeArchiveError(f'refusing archive member {name!r}: device or FIFO file')
+    if member.issym() or member.islnk():
+        link = member.linkname
+        kind = 'symbolic' if member.issym() else 'hard'
+        if _is_absolute(link):
+            raise UnsafeArchiveError(f'refusing archive member {name!r}: {kind} link to absolute path {link!r}')
+        if '..' in PurePosixPath(link.replace('\\', '/')).parts:
+            raise UnsafeArchiveError(f'refusing archive member {name!r}: {kind} link to {link!r} may point outside '
+                                     f'{target} ("..")')
+
+
+def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> list[str]:
+    """Extract a tar archive (any compression) into ``target`` after checking every member.
+
+    All members are checked before anything is written, so a malicious archive writes nothing.
+    tarfile's ``filter='data'`` (Python >= 3.11.4) is applied as a second line of defence.
+    Returns the member names.
+    """
+    target = Path(target).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, 'r:*') as tar:
+        members = tar.getmembers()
+        for m in members:
+            check_member(m, target)
+        if hasattr(tarfile, 'data_filter'):
+            tar.extractall(target, members=members, filter='data')
+        else:  # older Python: our own check above is the only protection
+            tar.extractall(target, members=members)
+    return [m.name for m in members]
+
+
+def fetch(archive: Archive, dest: Path) -> Path:
+    """Download ``archive`` to ``dest`` with gdown, resuming a partial file."""
+    try:
+        import gdown
+    except ImportError as e:
+        raise DownloadError(f'gdown is not installed (pip install gdown); or download {archive.filename} manually '
+                            f'from {archive.manual_url} into {dest.parent}') from e
+    print(f'downloading {archive.filename} ({archive.size_hint or "size unknown"}) from Google Drive into {dest.parent}')
+    try:
+        out = gdown.download(id=archive.drive_id, output=str(dest), quiet=False, resume=True)
+    except Exception as e:  # gdown raises many types (HTTP, quota, parsing); all mean "fetch failed"
+        raise DownloadError(f'downloading {archive.filename} failed ({type(e).__name__}: {e}). Google Drive may '
+                            f'limit large downloads; download it manually from {archive.manual_url}, put it at '
+                            f'{dest} and run this command again') from e
+    if out is None or not Path(dest).is_file():
+        raise DownloadError(f'downloading {archive.filename} failed (no file written). Download it manually from '
+                            f'{archive.manual_url}, put it at {dest} and run this command again')
+    return Path(dest)
+
+
+def download(name: str, root: str | os.PathLike = REPO_ROOT, keep_archive: bool = False) -> Path:
+    """Fetch (or reuse a complete local copy of), verify, extract and delete one archive.
+
+    A file already at ``<target>/<filename>`` is resumed by gdown (complete files are not refetched).
+    """
+    if name not in ARCHIVES:
+        raise ValueError(f'unknown archive {name!r}; valid names are {sorted(ARCHIVES)}')
+    archive = ARCHIVES[name]
+    target = Path(root) / archive.target
+    target.mkdir(parents=True, exist_ok=True)
+    dest = target / archive.filename
+    fetch(archive, dest)
+    verify_checksum(dest, archive.sha256)
+    print(f'extracting {dest} into {target}')
+    try:
+        names = safe_extract(dest, target)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise DownloadError(f'extracting {dest} failed ({type(e).__name__}: {e}); the archive is probably '
+                            f'incomplete: delete it and download again, or fetch it manually from '
+                            f'{archive.manual_url}') from e
+    if not keep_archive:
+        dest.unlink()
+    print(f'done: {len(names)} entries extracted into {target}' + ('' if keep_archive else f'; removed {dest.name}'))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description='Download the preprocessed datasets or the pretrained models.')
+    parser.add_argument('name', choices=sorted(ARCHIVES))
+    parser.add_argument('--root', default=str(REPO_ROOT), help='repository root (targets are relative to it)')
+    parser.add_argument('--keep_archive', action='store_true', help='keep the .tgz after extraction')
+    args = parser.parse_args(argv)
+    try:
+        download(args.name, args.root, keep_archive=args.keep_archive)
+    except (DownloadError, ChecksumError, UnsafeArchiveError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        print(f'manual download: {ARCHIVES[args.name].manual_url}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
