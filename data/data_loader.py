@@ -18,7 +18,8 @@ def create_dataset(opt: Any, split: str) -> BaseDataset:
     try:
         cls = DATASET_TYPES[opt.dataset_type]
     except KeyError:
-        raise ValueError(f'unknown dataset_type {opt.dataset_type!r}; valid types are {sorted(DATASET_TYPES)}') from None
+        raise ValueError(f'unknown dataset_type {opt.dataset_type!r}; valid types are '
+                         f'{sorted(DATASET_TYPES)}') from None
     return cls(opt, split)
 
 

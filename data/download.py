@@ -149,7 +149,8 @@ def fetch(archive: Archive, dest: Path) -> Path:
     except ImportError as e:
         raise DownloadError(f'gdown is not installed (pip install gdown); or download {archive.filename} manually '
                             f'from {archive.manual_url} into {dest.parent}') from e
-    print(f'downloading {archive.filename} ({archive.size_hint or "size unknown"}) from Google Drive into {dest.parent}')
+    print(f'downloading {archive.filename} ({archive.size_hint or "size unknown"}) from Google Drive '
+          f'into {dest.parent}')
     try:
         out = gdown.download(id=archive.drive_id, output=str(dest), quiet=False, resume=True)
     except Exception as e:  # gdown raises many types (HTTP, quota, parsing); all mean "fetch failed"

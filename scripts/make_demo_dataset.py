@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'  body pixels: vis 0 {res["vis0_fraction"]:.3f}, vis 1 {res["vis1_fraction"]:.3f} '
               f'({res["pairs_with_vis1"]} pairs with vis 1); stored vs recomputed corr max diff '
               f'{res["corr_max_abs_diff"]:.2g}, vis mismatches {res["vis_mismatch"]}')
-        ok = (res['mae_interior_memory'] <= CHECK_MAX_INTERIOR_MAE and res['mae_visible_memory'] <= CHECK_MAX_VISIBLE_MAE
+        ok = (res['mae_interior_memory'] <= CHECK_MAX_INTERIOR_MAE
+              and res['mae_visible_memory'] <= CHECK_MAX_VISIBLE_MAE
               and res['corr_max_abs_diff'] == 0 and res['vis_mismatch'] == 0)
         if not ok:
             print('error: self-check failed (the stored ground truth does not reproduce the target images)',

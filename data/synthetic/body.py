@@ -161,7 +161,8 @@ def sample_pose(rng: np.random.Generator, ident: Identity, image_size: tuple[int
     pts['head_axis'] = head_axis
     for name, sign in (('r', -1.0), ('l', 1.0)):
         shoulder = np.array([sign * ident.shoulder_half, 0.015])
-        mode = rng.choice(['down', 'out', 'cross', 'up'], p=[0.45, 0.17, 0.28, 0.10] if narrow else [0.35, 0.25, 0.25, 0.15])
+        probs = [0.45, 0.17, 0.28, 0.10] if narrow else [0.35, 0.25, 0.25, 0.15]
+        mode = rng.choice(['down', 'out', 'cross', 'up'], p=probs)
         if mode == 'down':
             t_up, bend = u(4, 30), u(-25, 60)
         elif mode == 'out':

@@ -50,7 +50,8 @@ def self_check(root: str | os.PathLike, n_pairs: int = 64) -> dict:
     pairs = split['train'] + split['test']
     if n_pairs <= 0 or not pairs:
         raise ValueError(f'self_check: need n_pairs > 0 and a non-empty split in {root / FN_SPLIT}')
-    chosen = [pairs[k] for k in np.unique(np.round(np.linspace(0, len(pairs) - 1, min(n_pairs, len(pairs)))).astype(int))]
+    picks = np.unique(np.round(np.linspace(0, len(pairs) - 1, min(n_pairs, len(pairs)))).astype(int))
+    chosen = [pairs[k] for k in picks]
     by_identity: dict[int, list] = defaultdict(list)
     for id1, id2 in chosen:
         by_identity[parse_image_id(id1)[0]].append((id1, id2))

@@ -69,11 +69,14 @@ class DemoConfig:
         object.__setattr__(self, 'image_size', tuple(int(v) for v in self.image_size))
         h, w = self.image_size if len(self.image_size) == 2 else (0, 0)
         checks = [
-            (len(self.image_size) == 2 and h >= 32 and w >= 16, f'image_size must be (H, W) with H >= 32 and W >= 16, got {self.image_size}'),
+            (len(self.image_size) == 2 and h >= 32 and w >= 16,
+             f'image_size must be (H, W) with H >= 32 and W >= 16, got {self.image_size}'),
             (self.n_train_identities >= 1, f'n_train_identities must be >= 1, got {self.n_train_identities}'),
             (self.n_test_identities >= 1, f'n_test_identities must be >= 1, got {self.n_test_identities}'),
-            (self.images_per_identity >= 2, f'images_per_identity must be >= 2 (pairs need two images), got {self.images_per_identity}'),
-            (self.test_pairs_per_identity >= 0, f'test_pairs_per_identity must be >= 0, got {self.test_pairs_per_identity}'),
+            (self.images_per_identity >= 2,
+             f'images_per_identity must be >= 2 (pairs need two images), got {self.images_per_identity}'),
+            (self.test_pairs_per_identity >= 0,
+             f'test_pairs_per_identity must be >= 0, got {self.test_pairs_per_identity}'),
             (self.n_test_small >= 1, f'n_test_small must be >= 1, got {self.n_test_small}'),
             (0.0 <= self.p_back <= 1.0, f'p_back must be in [0, 1], got {self.p_back}'),
             (1 <= self.jpeg_quality <= 100, f'jpeg_quality must be in [1, 100], got {self.jpeg_quality}'),
@@ -196,11 +199,13 @@ def read_manifest(root: str | os.PathLike) -> dict:
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
         raise FileNotFoundError(f'{path} not found: {root} is not a complete synthetic dataset (generation was '
-                                f'interrupted or never run); run `python scripts/make_demo_dataset.py --out {root} --force`')
+                                f'interrupted or never run); run '
+                                f'`python scripts/make_demo_dataset.py --out {root} --force`')
     manifest = load_json(path)
     if manifest.get('generator') != GENERATOR_NAME or manifest.get('format_version') != FORMAT_VERSION:
         raise ValueError(f'{path} was not written by {GENERATOR_NAME} format {FORMAT_VERSION} '
-                         f'(generator={manifest.get("generator")!r}, format_version={manifest.get("format_version")!r})')
+                         f'(generator={manifest.get("generator")!r}, '
+                         f'format_version={manifest.get("format_version")!r})')
     return manifest
 
 

@@ -66,7 +66,8 @@ def local_coords(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     m = frame.axes  # [P, 2, 2]; explicit 2x2 inverse (no LAPACK call per image)
     det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-    inv = np.stack([np.stack([m[:, 1, 1], -m[:, 0, 1]], 1), np.stack([-m[:, 1, 0], m[:, 0, 0]], 1)], 1) / det[:, None, None]
+    adj = np.stack([np.stack([m[:, 1, 1], -m[:, 0, 1]], 1), np.stack([-m[:, 1, 0], m[:, 0, 0]], 1)], 1)
+    inv = adj / det[:, None, None]
     diff = pts[None, :, :] - frame.centers[:, None, :]  # [P, N, 2]
     ab = np.einsum('pij,pnj->pni', inv, diff)
     return ab[..., 0], ab[..., 1]

@@ -51,7 +51,8 @@ def test_item_matches_spec(demo_root: Path, dataset_type: str) -> None:
     assert len(ds) == len(split)
     poses = pickle.loads((demo_root / opt.fn_pose).read_bytes())
     # A pair with visible pixels (front/back pairs have none).
-    k = next(k for k, (a, b) in enumerate(split) if (read_corr(demo_root / '3d/hmr/corr' / f'{b}_{a}.corr')[1] == 0).any())
+    corr_dir = demo_root / '3d/hmr/corr'
+    k = next(k for k, (a, b) in enumerate(split) if (read_corr(corr_dir / f'{b}_{a}.corr')[1] == 0).any())
     item = ds[k]
     assert set(item) == ITEM_KEYS
     id_1, id_2 = split[k]

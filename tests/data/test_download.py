@@ -111,7 +111,8 @@ def test_download_failure_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         dl.download('deepfashion', tmp_path / 'repo')
     assert dl.main(['deepfashion', '--root', str(tmp_path / 'repo2')]) == 1
     err = capsys.readouterr().err
-    assert 'error:' in err and 'manual download: https://drive.google.com/open?id=1_VJh4TlVRMoIgkZSaicgICfye3s5eaVJ' in err
+    assert 'error:' in err
+    assert 'manual download: https://drive.google.com/open?id=1_VJh4TlVRMoIgkZSaicgICfye3s5eaVJ' in err
     with pytest.raises(ValueError, match="valid names are \\['deepfashion', 'market1501', 'models'\\]"):
         dl.download('imagenet', tmp_path)
 
