@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data.synthetic import DemoConfig, generate_demo_dataset, is_complete, make_scene, parse_image_id, self_check
+from data.synthetic import (DemoConfig, dataset_is_complete, generate_demo_dataset, is_complete, make_scene,
+                            parse_image_id, self_check)
 from data.synthetic.body import PART_SEG, TORSO
 from data.synthetic.render import correspondence, coverage, local_coords, render
 from tests.data.conftest import SMALL_CONFIG
@@ -163,7 +164,7 @@ def test_existing_and_interrupted_outputs(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match='different parameters'):
         generate_demo_dataset(out, dataclasses.replace(cfg, seed=2), workers=1, verbose=False)
     (out / 'manifest.json').unlink()  # what an interrupted or foreign folder looks like
-    assert not is_complete(out)
+    assert not is_complete(out) and not dataset_is_complete(out) and not is_complete(tmp_path / 'missing')
     with pytest.raises(FileExistsError, match='--force'):
         generate_demo_dataset(out, cfg, workers=1, verbose=False)
     generate_demo_dataset(out, cfg, workers=1, verbose=False, force=True)
