@@ -33,6 +33,10 @@ class FlowRegressionModel(BaseModel):
                                             loss_type=opt.flow_loss_type)
         self.crit_flow_ss = SS_FlowLoss(loss_type='l1') if opt.use_ss_flow_loss else None
         self.crit_epe = EPE()
+        # Loss weights are training options; the test script reports the unweighted losses.
+        self.loss_weights = ({'flow': opt.loss_weight_flow, 'vis': opt.loss_weight_vis,
+                              'flow_ss': opt.loss_weight_flow_ss} if self.is_train else
+                             {'flow': 1.0, 'vis': 1.0, 'flow_ss': 1.0})
         if self.is_train:
             self.optimizers['optim'] = self._make_optimizer(self.netF.parameters(), opt.lr, (opt.beta1, opt.beta2),
                                                             opt.weight_decay)
@@ -58,15 +62,14 @@ class FlowRegressionModel(BaseModel):
 
     def compute_loss(self) -> dict[str, torch.Tensor]:
         """Weighted loss terms (keys without the ``loss_`` prefix) and ``self.loss``/``self.meas`` for logging."""
-        out, opt = self.output, self.opt
+        out, w = self.output, self.loss_weights
         self.loss = {'loss_flow': self.crit_flow(out['flow_pyramid_out'], out['flow_tar'], out['mask_tar']),
                      'loss_vis': F.cross_entropy(out['vis_out'], out['vis_tar'].squeeze(1).long())}
-        weighted = {'flow': opt.loss_weight_flow * self.loss['loss_flow'],
-                    'vis': opt.loss_weight_vis * self.loss['loss_vis']}
+        weighted = {'flow': w['flow'] * self.loss['loss_flow'], 'vis': w['vis'] * self.loss['loss_vis']}
         if self.crit_flow_ss is not None:
             self.loss['loss_flow_ss'] = self.crit_flow_ss(out['flow_out'], out['flow_tar'], self.input['seg_1'],
                                                           self.input['seg_2'], out['vis_tar'])
-            weighted['flow_ss'] = opt.loss_weight_flow_ss * self.loss['loss_flow_ss']
+            weighted['flow_ss'] = w['flow_ss'] * self.loss['loss_flow_ss']
         with torch.no_grad():
             self.loss['EPE'] = self.crit_epe(out['flow_out'], out['flow_tar'], out['mask_tar'])
         return weighted
@@ -86,10 +89,15 @@ class FlowRegressionModel(BaseModel):
         optim.step()
 
     def test(self, compute_loss: bool = False) -> None:
+        self.loss, self.meas = {}, {}
         with torch.no_grad():
             self.forward()
             if compute_loss:
                 self.compute_loss()
+                # Reference for EPE: predicting no motion at all.
+                out = self.output
+                self.meas['zero_flow_EPE'] = float(self.crit_epe(torch.zeros_like(out['flow_tar']), out['flow_tar'],
+                                                                 out['mask_tar']))
 
     def train_mode(self) -> None:
         self.netF.train()

@@ -56,7 +56,7 @@ def run_flow_test(opt) -> dict[str, Any]:
         save_visual_grid(vis_path, collect_visuals(model, _loader(_prefix(dataset, n_batches * opt.batch_size), opt),
                                                    n_batches))
     metrics = evaluate(model, _loader(dataset, opt), desc='test')
-    ordered = {k: metrics[k] for k in ('EPE', 'loss_flow', 'loss_vis', 'loss_flow_ss') if k in metrics}
+    ordered = {k: metrics[k] for k in ('EPE', 'loss_flow', 'loss_vis', 'loss_flow_ss', 'zero_flow_EPE') if k in metrics}
     line = _summary_line(opt, ordered)
     print(line)
     result = {'id': opt.id, 'which_epoch': opt.which_epoch, 'split': 'test', 'n_pairs': len(dataset),

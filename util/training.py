@@ -210,6 +210,9 @@ def train(opt, spec: TrainSpec) -> dict[str, Any]:
     for epoch in range(first_epoch, n_epochs + 1):
         lr = model.update_learning_rate(epoch)
         model.on_epoch_start(epoch)
+        # Augmentations draw from np.random: seed it per epoch (loader workers get seeds derived from the loader's
+        # generator) so that an epoch sees the same augmentations whether or not training was resumed before it.
+        np.random.seed((opt.seed * 7919 + epoch) % 2**32)
         start = state.batches_done if (epoch == state.epoch and not state.epoch_done) else 0
         sampler = EpochSampler(len(train_set), opt.seed, epoch, start=start * opt.batch_size)
         loader = make_loader(train_set, opt, shuffle=False, drop_last=True, sampler=sampler,

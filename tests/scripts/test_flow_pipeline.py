@@ -1,0 +1,103 @@
+"""Flow regression stage end to end: train, checkpoints, resume, test script."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import test_flow_regression_module
+import train_flow_regression_module
+from util.checkpoint import safe_torch_load
+
+from .conftest import flow_args
+
+
+def _adam_steps(ckpt: dict) -> set[int]:
+    return {int(s['step']) for s in ckpt['model']['optimizers']['optim']['state'].values()}
+
+
+def test_train_writes_complete_checkpoints_and_logs(demo_root, tmp_path, capsys):
+    summary = train_flow_regression_module.main(flow_args(demo_root, tmp_path, 'run', '--n_epoch', '2',
+                                                          '--save_epoch_freq', '2', '--check_grad_freq', '3'))
+    exp = tmp_path / 'FlowReg_run'
+    for name in ('train_opt.json', 'order_line.txt', 'train_log.txt', 'latest_net_netF.pth', 'best_net_netF.pth',
+                 '2_net_netF.pth', 'latest_checkpoint.pth', 'best_checkpoint.pth', '2_checkpoint.pth',
+                 'vis/train_epoch1.jpg', 'vis/test_epoch2.jpg', 'vis/vis_item_list.txt'):
+        assert (exp / name).is_file(), name
+    assert not (exp / '1_net_netF.pth').exists()  # --save_epoch_freq 2
+    log = (exp / 'train_log.txt').read_text()
+    assert '[id: FlowReg_run  iter: 1  epoch: 1  lr: 0.0001]  EPE: ' in log
+    assert 'grad_flow: ' in log  # step 3 ran the per-loss gradient check (SPEC §7.4)
+    items = (exp / 'vis' / 'vis_item_list.txt').read_text().split()
+    assert items == ['img_1', 'img_2', 'joint_1', 'joint_2', 'seg_1', 'seg_2', 'flow_tar', 'flow_out', 'vis_tar',
+                     'vis_out', 'flow_final']
+    ckpt = safe_torch_load(exp / 'latest_checkpoint.pth')
+    assert ckpt['state']['epoch'] == 2 and ckpt['state']['step'] == 4 and ckpt['state']['epoch_done']
+    assert ckpt['options']['id'] == 'FlowReg_run'
+    assert _adam_steps(ckpt) == {4}
+    assert summary['best_epoch'] in (1, 2) and summary['step'] == 4
+    # Per-network file == the complete checkpoint's copy, in the original key layout.
+    net_sd = safe_torch_load(exp / 'latest_net_netF.pth')
+    assert net_sd.keys() == ckpt['model']['nets']['netF'].keys()
+    assert 'pre_conv.0.0.weight' in net_sd and 'pred_vis.1.weight' in net_sd
+
+
+def test_resume_continues_exactly_where_training_stopped(demo_root, tmp_path):
+    # Reference: 2 epochs in one go, with a learning rate that halves every epoch.
+    sched = ['--lr_decay', '1', '--lr_gamma', '0.5', '--n_vis', '0']
+    train_flow_regression_module.main(flow_args(demo_root, tmp_path / 'a', 'ref', '--n_epoch', '2', *sched))
+    # Same run, stopped after epoch 1 and resumed from 'latest'.
+    train_flow_regression_module.main(flow_args(demo_root, tmp_path / 'b', 'res', '--n_epoch', '1', *sched))
+    stopped = safe_torch_load(tmp_path / 'b' / 'FlowReg_res' / 'latest_checkpoint.pth')
+    assert stopped['state']['epoch'] == 1 and stopped['state']['step'] == 2 and _adam_steps(stopped) == {2}
+    train_flow_regression_module.main(flow_args(demo_root, tmp_path / 'b', 'res', '--n_epoch', '2', *sched,
+                                                '--resume_train', '--resume_label', 'latest'))
+    ref = safe_torch_load(tmp_path / 'a' / 'FlowReg_ref' / 'latest_checkpoint.pth')
+    res = safe_torch_load(tmp_path / 'b' / 'FlowReg_res' / 'latest_checkpoint.pth')
+    assert res['state'] == {**ref['state'], 'best_metric': res['state']['best_metric']}
+    assert res['state']['epoch'] == 2 and res['state']['step'] == 4
+    group = res['model']['optimizers']['optim']['param_groups'][0]
+    assert group['lr'] == pytest.approx(5e-5) and group['initial_lr'] == pytest.approx(1e-4)
+    assert _adam_steps(res) == {4}
+    for key, value in ref['model']['nets']['netF'].items():
+        assert torch.allclose(value.float(), res['model']['nets']['netF'][key].float(), atol=1e-6), key
+    # The resumed log was appended to, not overwritten.
+    log = (tmp_path / 'b' / 'FlowReg_res' / 'train_log.txt').read_text()
+    assert 'epoch: 1  lr: 0.0001' in log and 'epoch: 2  lr: 5e-05' in log
+
+
+def test_resume_from_original_layout_epoch_files(demo_root, tmp_path):
+    """The original resumed from ``<epoch>_net_netF.pth`` + ``<epoch>_optim_optim.pth`` (SPEC §7.6)."""
+    args = flow_args(demo_root, tmp_path, 'orig', '--n_epoch', '1', '--n_vis', '0')
+    train_flow_regression_module.main(args)
+    exp = tmp_path / 'FlowReg_orig'
+    ckpt = safe_torch_load(exp / '1_checkpoint.pth') if (exp / '1_checkpoint.pth').exists() else None
+    assert ckpt is None  # --save_epoch_freq 5: no numbered snapshot; build the original's files from 'latest'
+    latest = safe_torch_load(exp / 'latest_checkpoint.pth')
+    torch.save(latest['model']['nets']['netF'], exp / '1_net_netF.pth', _use_new_zipfile_serialization=False)
+    torch.save(latest['model']['optimizers']['optim'], exp / '1_optim_optim.pth')
+    summary = train_flow_regression_module.main(
+        flow_args(demo_root, tmp_path, 'orig', '--n_epoch', '2', '--n_vis', '0', '--resume_train',
+                  '--last_epoch', '1'))
+    assert summary['epoch'] == 2 and summary['step'] == 4
+
+
+def test_resume_without_checkpoint_fails_clearly(demo_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match='latest_checkpoint.pth'):
+        train_flow_regression_module.main(flow_args(demo_root, tmp_path, 'none', '--resume_train',
+                                                    '--resume_label', 'latest'))
+
+
+def test_test_script_prints_epe_and_writes_grid(demo_root, flow_checkpoints, capsys):
+    capsys.readouterr()
+    result = test_flow_regression_module.main(['--id', 'tiny', '--which_epoch', 'best', '--gpu_ids', '-1',
+                                               '--checkpoints_dir', str(flow_checkpoints), '--num_workers', '0',
+                                               '--batch_size', '4', '--n_vis', '4'])
+    out = capsys.readouterr().out
+    assert '[model_id: FlowReg_tiny  epoch: best]  EPE: ' in out
+    assert result['metrics']['EPE'] > 0 and result['n_pairs'] == 12
+    exp = flow_checkpoints / 'FlowReg_tiny'
+    assert (exp / 'vis' / 'test_epochbest.jpg').is_file()
+    saved = json.loads((exp / 'test_metrics_epochbest.json').read_text())
+    assert saved['metrics']['EPE'] == pytest.approx(result['metrics']['EPE'])
