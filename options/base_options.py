@@ -235,6 +235,40 @@ def load_options_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+
+def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None:
+    """Keypoint/segmentation encoding and dataset options shared by the flow and pose-transfer sets (SPEC §2.2, §2.3).
+
+    The path options default to None and are filled by the dataset preset (``--dataset_name``).
+    """
+    # pose / segmentation encoding
+    parser.add_argument('--joint_nc', type=int, default=18, help='number of keypoints')
+    parser.add_argument('--joint_mode', type=str, default='binary', choices=JOINT_MODES,
+                        help='keypoint heatmap type')
+    parser.add_argument('--joint_radius', type=int, default=8, help='keypoint heatmap radius (pixels)')
+    parser.add_argument('--seg_nc', type=int, default=7, help='number of segmentation classes')
+    # data
+    parser.add_argument('--dataset_type', type=str, default=dataset_type, choices=DATASET_TYPES,
+                        help='dataset class: flow or pose_transfer')
+    parser.add_argument('--dataset_name', type=str, default='deepfashion', choices=DATASET_NAMES,
+                        help='dataset; selects the preset of data paths, sizes and scales (each preset '
+                             'value can be overridden on the command line)')
+    parser.add_argument('--image_size', type=int, nargs='+', default=[256, 256], help='image size H W')
+    parser.add_argument('--batch_size', type=int, default=8, help='batch size')
+    parser.add_argument('--data_root', type=str, default=None, help='dataset folder (set by the preset)')
+    parser.add_argument('--fn_split', type=str, default=None,
+                        help='pair split file, relative to data_root (set by the preset)')
+    parser.add_argument('--img_dir', type=str, default=None,
+                        help='image folder, relative to data_root (set by the preset)')
+    parser.add_argument('--seg_dir', type=str, default=None,
+                        help='segmentation folder, relative to data_root (set by the preset)')
+    parser.add_argument('--corr_dir', type=str, default=None,
+                        help='correspondence folder, relative to data_root (set by the preset)')
+    parser.add_argument('--fn_pose', type=str, default=None,
+                        help='keypoint file, relative to data_root (set by the preset)')
+    parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+
+
 class BaseOptions:
     """Options shared by all four option sets (SPEC §2.1) plus the modern run-time options.
 

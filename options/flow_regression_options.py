@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from options.base_options import (BINARY, DATASET_NAMES, DATASET_TYPES, INIT_TYPES, JOINT_MODES,
+from options.base_options import (BINARY, INIT_TYPES, add_data_options,
                                   LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
                                   merge_train_options)
 
@@ -98,32 +98,7 @@ class BaseFlowRegressionOptions(BaseOptions):
                             help='multi-scale flow loss type')
         parser.add_argument('--use_ss_flow_loss', type=int, default=1, choices=BINARY,
                             help='use the segmentation-sensitive flow loss')
-        # pose / segmentation encoding
-        parser.add_argument('--joint_nc', type=int, default=18, help='number of keypoints')
-        parser.add_argument('--joint_mode', type=str, default='binary', choices=JOINT_MODES,
-                            help='keypoint heatmap type')
-        parser.add_argument('--joint_radius', type=int, default=8, help='keypoint heatmap radius (pixels)')
-        parser.add_argument('--seg_nc', type=int, default=7, help='number of segmentation classes')
-        # data
-        parser.add_argument('--dataset_type', type=str, default='flow', choices=DATASET_TYPES,
-                            help='dataset class: flow or pose_transfer')
-        parser.add_argument('--dataset_name', type=str, default='deepfashion', choices=DATASET_NAMES,
-                            help='dataset; selects the preset of data paths and sizes (each preset value '
-                                 'can be overridden on the command line)')
-        parser.add_argument('--image_size', type=int, nargs='+', default=[256, 256], help='image size H W')
-        parser.add_argument('--batch_size', type=int, default=8, help='batch size')
-        parser.add_argument('--data_root', type=str, default=None, help='dataset folder (set by the preset)')
-        parser.add_argument('--fn_split', type=str, default=None,
-                            help='pair split file, relative to data_root (set by the preset)')
-        parser.add_argument('--img_dir', type=str, default=None,
-                            help='image folder, relative to data_root (set by the preset)')
-        parser.add_argument('--seg_dir', type=str, default=None,
-                            help='segmentation folder, relative to data_root (set by the preset)')
-        parser.add_argument('--corr_dir', type=str, default=None,
-                            help='correspondence folder, relative to data_root (set by the preset)')
-        parser.add_argument('--fn_pose', type=str, default=None,
-                            help='keypoint file, relative to data_root (set by the preset)')
-        parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+        add_data_options(parser, dataset_type='flow')
         parser.add_argument('--aug_shiftx_range', type=int, default=20, help='random target shift range in x')
         parser.add_argument('--aug_shifty_range', type=int, default=10, help='random target shift range in y')
         parser.add_argument('--vis_smooth_rate', type=int, default=5,

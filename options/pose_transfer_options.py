@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar
 
-from options.base_options import (BINARY, DATASET_NAMES, DATASET_TYPES, INIT_TYPES, JOINT_MODES,
+from options.base_options import (BINARY, INIT_TYPES, add_data_options,
                                   LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options)
 from options.flow_regression_options import add_modern_train_options
 
@@ -142,32 +142,7 @@ class BasePoseTransferOptions(BaseOptions):
                             help="experiment folder of the flow module (with or without the 'FlowReg_' prefix)")
         parser.add_argument('--pretrained_flow_epoch', type=str, default='best',
                             help='checkpoint label of the flow module')
-        # pose / segmentation encoding
-        parser.add_argument('--joint_nc', type=int, default=18, help='number of keypoints')
-        parser.add_argument('--joint_mode', type=str, default='binary', choices=JOINT_MODES,
-                            help='keypoint heatmap type')
-        parser.add_argument('--joint_radius', type=int, default=8, help='keypoint heatmap radius (pixels)')
-        parser.add_argument('--seg_nc', type=int, default=7, help='number of segmentation classes')
-        # data
-        parser.add_argument('--dataset_type', type=str, default='pose_transfer', choices=DATASET_TYPES,
-                            help='dataset class: flow or pose_transfer')
-        parser.add_argument('--dataset_name', type=str, default='deepfashion', choices=DATASET_NAMES,
-                            help='dataset; selects the preset of data paths, sizes and scales (each preset '
-                                 'value can be overridden on the command line)')
-        parser.add_argument('--image_size', type=int, nargs='+', default=[256, 256], help='image size H W')
-        parser.add_argument('--batch_size', type=int, default=8, help='batch size')
-        parser.add_argument('--data_root', type=str, default=None, help='dataset folder (set by the preset)')
-        parser.add_argument('--fn_split', type=str, default=None,
-                            help='pair split file, relative to data_root (set by the preset)')
-        parser.add_argument('--img_dir', type=str, default=None,
-                            help='image folder, relative to data_root (set by the preset)')
-        parser.add_argument('--seg_dir', type=str, default=None,
-                            help='segmentation folder, relative to data_root (set by the preset)')
-        parser.add_argument('--corr_dir', type=str, default=None,
-                            help='correspondence folder, relative to data_root (set by the preset)')
-        parser.add_argument('--fn_pose', type=str, default=None,
-                            help='keypoint file, relative to data_root (set by the preset)')
-        parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+        add_data_options(parser, dataset_type='pose_transfer')
         parser.add_argument('--use_augmentation', type=int, default=0, choices=BINARY,
                             help='random affine augmentation of the target side (training split only)')
         parser.add_argument('--aug_scale_range', type=float, default=1.2, help='augmentation scale range')
