@@ -6,7 +6,7 @@ Pairs: each generated ``<id_1>_<id_2>.<ext>`` against the real target image ``<r
 
 (The module is not called ``lpips.py`` so that nobody confuses it with the pip package ``lpips``.)
 
-Offline weights: the package builds its backbone with ``torchvision.<net>(pretrained=True)``, which
+Offline weights: the package builds its backbone with torchvision's ImageNet weights, which it
 downloads. We build the LPIPS module with a random backbone, then load the torchvision ImageNet
 weights of the backbone from a local file (torch hub cache or an explicit path), and the package's
 own linear-layer weights (``lpips/weights/v<version>/<net>.pth``, shipped with the pip package) strictly.
