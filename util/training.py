@@ -7,7 +7,6 @@ visualises and saves. Everything that differs between the flow stage and the pos
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +207,7 @@ def train(opt, spec: TrainSpec) -> dict[str, Any]:
 
     # Train.
     for epoch in range(first_epoch, n_epochs + 1):
-        lr = model.update_learning_rate(epoch)
+        model.update_learning_rate(epoch)
         model.on_epoch_start(epoch)
         # Augmentations draw from np.random: seed it per epoch (loader workers get seeds derived from the loader's
         # generator) so that an epoch sees the same augmentations whether or not training was resumed before it.
@@ -271,4 +270,4 @@ def train(opt, spec: TrainSpec) -> dict[str, Any]:
         logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')
     logger.close()
     return {'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
-            'step': state.step, 'epoch': state.epoch, 'learning_rate': lr if n_epochs >= first_epoch else math.nan}
+            'step': state.step, 'epoch': state.epoch, 'learning_rate': model.current_learning_rate()}
