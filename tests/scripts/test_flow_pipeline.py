@@ -101,3 +101,28 @@ def test_test_script_prints_epe_and_writes_grid(demo_root, flow_checkpoints, cap
     assert (exp / 'vis' / 'test_epochbest.jpg').is_file()
     saved = json.loads((exp / 'test_metrics_epochbest.json').read_text())
     assert saved['metrics']['EPE'] == pytest.approx(result['metrics']['EPE'])
+
+
+def test_crash_mid_epoch_loses_only_the_work_since_the_last_save(demo_root, tmp_path, monkeypatch):
+    from models.flow_regression_model import FlowRegressionModel
+    real_step = FlowRegressionModel.optimize_parameters
+    calls = {'n': 0}
+
+    def crash_at_fourth(self, check_grad=False):
+        calls['n'] += 1
+        if calls['n'] == 4:
+            raise KeyboardInterrupt  # killed during iteration 4 (epoch 2, second batch)
+        real_step(self, check_grad)
+
+    args = flow_args(demo_root, tmp_path, 'crash', '--n_epoch', '2', '--n_vis', '0', '--save_step_freq', '1')
+    monkeypatch.setattr(FlowRegressionModel, 'optimize_parameters', crash_at_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        train_flow_regression_module.main(args)
+    monkeypatch.setattr(FlowRegressionModel, 'optimize_parameters', real_step)
+    exp = tmp_path / 'FlowReg_crash'
+    latest = safe_torch_load(exp / 'latest_checkpoint.pth')
+    assert latest['state']['step'] == 3 and latest['state']['epoch'] == 2
+    assert latest['state']['batches_done'] == 1 and not latest['state']['epoch_done']
+    summary = train_flow_regression_module.main(args + ['--resume_train', '--resume_label', 'latest'])
+    assert summary['epoch'] == 2 and summary['step'] == 4  # the remaining batch of epoch 2, not a whole epoch
+    assert _adam_steps(safe_torch_load(exp / 'latest_checkpoint.pth')) == {4}
