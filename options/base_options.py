@@ -269,6 +269,31 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
     parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
 
 
+
+def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: float, weight_decay: float,
+                         lr_decay: int, lr_gamma: float, save_epoch_freq: int, what: str = 'network') -> None:
+    """Optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per stage
+    (SPEC §2.2, §2.3) and are passed in."""
+    parser.add_argument('--lr', type=float, default=lr, help=f'{what} Adam learning rate')
+    parser.add_argument('--beta1', type=float, default=beta1, help='Adam beta1')
+    parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')
+    parser.add_argument('--weight_decay', type=float, default=weight_decay, help=f'{what} weight decay')
+    parser.add_argument('--lr_policy', type=str, default='step', choices=LR_POLICIES, help='learning-rate schedule')
+    parser.add_argument('--n_epoch', type=int, default=30, help='epochs at the initial learning rate')
+    parser.add_argument('--n_epoch_decay', type=int, default=0,
+                        help='extra epochs (total epochs = n_epoch + n_epoch_decay)')
+    parser.add_argument('--lr_decay', type=int, default=lr_decay, help='step schedule: epochs per decay step')
+    parser.add_argument('--lr_gamma', type=float, default=lr_gamma, help='step schedule: decay factor')
+    parser.add_argument('--display_freq', type=int, default=10, help='iterations between log lines')
+    parser.add_argument('--test_epoch_freq', type=int, default=1, help='epochs between validations')
+    parser.add_argument('--save_epoch_freq', type=int, default=save_epoch_freq,
+                        help='epochs between numbered checkpoints')
+    parser.add_argument('--vis_epoch_freq', type=int, default=1, help='epochs between visualisations')
+    parser.add_argument('--check_grad_freq', type=int, default=100,
+                        help='iterations between per-loss gradient-norm checks')
+    parser.add_argument('--n_vis', type=int, default=64, help='number of samples to visualise')
+
+
 class BaseOptions:
     """Options shared by all four option sets (SPEC §2.1) plus the modern run-time options.
 

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from options.base_options import (BINARY, INIT_TYPES, add_data_options,
-                                  LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
+from options.base_options import (BINARY, INIT_TYPES, add_data_options, add_schedule_options,
+                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
                                   merge_train_options)
 
 FLOW_ID_PREFIX = 'FlowReg_'
@@ -123,26 +123,8 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
         parser.add_argument('--pretrain_id', type=str, default='', help='unused (kept for option-file compatibility)')
         parser.add_argument('--pretrain_epoch', type=str, default='latest',
                             help='unused (kept for option-file compatibility)')
-        # optimisation
-        parser.add_argument('--lr', type=float, default=1e-4, help='Adam learning rate')
-        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1')
-        parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')
-        parser.add_argument('--weight_decay', type=float, default=4e-4, help='weight decay')
-        parser.add_argument('--lr_policy', type=str, default='step', choices=LR_POLICIES,
-                            help='learning-rate schedule')
-        parser.add_argument('--n_epoch', type=int, default=30, help='epochs at the initial learning rate')
-        parser.add_argument('--n_epoch_decay', type=int, default=0,
-                            help='extra epochs (total epochs = n_epoch + n_epoch_decay)')
-        parser.add_argument('--lr_decay', type=int, default=8, help='step schedule: epochs per decay step')
-        parser.add_argument('--lr_gamma', type=float, default=0.5, help='step schedule: decay factor')
-        # logging and checkpoints
-        parser.add_argument('--display_freq', type=int, default=10, help='iterations between log lines')
-        parser.add_argument('--test_epoch_freq', type=int, default=1, help='epochs between validations')
-        parser.add_argument('--save_epoch_freq', type=int, default=5, help='epochs between numbered checkpoints')
-        parser.add_argument('--vis_epoch_freq', type=int, default=1, help='epochs between visualisations')
-        parser.add_argument('--check_grad_freq', type=int, default=100,
-                            help='iterations between per-loss gradient-norm checks')
-        parser.add_argument('--n_vis', type=int, default=64, help='number of samples to visualise')
+        add_schedule_options(parser, lr=1e-4, beta1=0.9, weight_decay=4e-4, lr_decay=8, lr_gamma=0.5,
+                             save_epoch_freq=5)
         # loss weights
         parser.add_argument('--loss_weight_flow', type=float, default=1.0, help='multi-scale flow loss weight')
         parser.add_argument('--loss_weight_vis', type=float, default=1.0, help='visibility loss weight')

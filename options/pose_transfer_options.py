@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar
 
-from options.base_options import (BINARY, INIT_TYPES, add_data_options,
-                                  LR_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options)
+from options.base_options import (BINARY, INIT_TYPES, add_data_options, add_schedule_options,
+                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options)
 from options.flow_regression_options import add_modern_train_options
 
 POSE_ID_PREFIX = 'PoseTransfer_'
@@ -175,28 +175,10 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
         parser.add_argument('--last_epoch', type=int, default=1, help='epoch to resume from')
         parser.add_argument('--small_val_set', type=int, default=1, choices=BINARY,
                             help="validate on split 'test_small' (1) or 'test' (0)")
-        # optimisation
-        parser.add_argument('--lr', type=float, default=2e-4, help='generator (or netPW) Adam learning rate')
-        parser.add_argument('--beta1', type=float, default=0.5, help='Adam beta1 (G and D)')
-        parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2 (G and D)')
-        parser.add_argument('--weight_decay', type=float, default=0, help='generator weight decay')
+        add_schedule_options(parser, lr=2e-4, beta1=0.5, weight_decay=0, lr_decay=100, lr_gamma=0.1,
+                             save_epoch_freq=1, what='generator (or netPW)')
         parser.add_argument('--lr_D', type=float, default=2e-5, help='discriminator learning rate')
         parser.add_argument('--weight_decay_D', type=float, default=4e-4, help='discriminator weight decay')
-        parser.add_argument('--lr_policy', type=str, default='step', choices=LR_POLICIES,
-                            help='learning-rate schedule')
-        parser.add_argument('--n_epoch', type=int, default=30, help='epochs at the initial learning rate')
-        parser.add_argument('--n_epoch_decay', type=int, default=0,
-                            help='extra epochs (total epochs = n_epoch + n_epoch_decay)')
-        parser.add_argument('--lr_decay', type=int, default=100, help='step schedule: epochs per decay step')
-        parser.add_argument('--lr_gamma', type=float, default=0.1, help='step schedule: decay factor')
-        # logging and checkpoints
-        parser.add_argument('--display_freq', type=int, default=10, help='iterations between log lines')
-        parser.add_argument('--test_epoch_freq', type=int, default=1, help='epochs between validations')
-        parser.add_argument('--save_epoch_freq', type=int, default=1, help='epochs between numbered checkpoints')
-        parser.add_argument('--vis_epoch_freq', type=int, default=1, help='epochs between visualisations')
-        parser.add_argument('--check_grad_freq', type=int, default=100,
-                            help='iterations between per-loss gradient-norm checks')
-        parser.add_argument('--n_vis', type=int, default=64, help='number of samples to visualise')
         # losses
         parser.add_argument('--epoch_add_gan', type=int, default=6, help='GAN loss active from this epoch on')
         parser.add_argument('--loss_weight_l1', type=float, default=1.0, help='L1 loss weight')

@@ -1,13 +1,4 @@
 #!/usr/bin/env bash
 # Download, verify and extract preprocessed DeepFashion (~23 GB) into datasets/deepfashion/ (SPEC §10.1).
 # Thin wrapper over `python -m data.download deepfashion`; extra arguments are passed on (e.g. --keep_archive).
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [[ -n "${PYTHON:-}" ]]; then
-    python="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-    python=.venv/bin/python
-else
-    python=python3
-fi
-exec "$python" -m data.download deepfashion "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/_download.sh" deepfashion "$@"
