@@ -215,7 +215,8 @@ class PoseTransferModel(BaseModel):
         weighted = self.compute_generator_loss()  # the GAN term sees the updated D
         self.meas = {}
         if check_grad:
-            self.meas.update(self.backward_with_grad_check(weighted, self.netPW or self.netG))
+            self.meas.update(self.backward_with_grad_check(
+                weighted, self.netPW if self.netPW is not None else self.netG))
         else:
             sum(weighted.values()).backward()
         optim.step()
