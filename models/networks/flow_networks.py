@@ -12,14 +12,13 @@ Module names follow the authors' checkpoints (see :mod:`.generators` for the reg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import (ActivationArg, NormLayer, ResidualBlock, channel_mapping, downsample_block, get_norm_layer,
-                     make_activation, upsample_block)
+from .blocks import ActivationArg, NormLayer, ResidualBlock, channel_mapping, get_norm_layer, make_activation
+from .generators import _ResidualUnet
 
 FlowOutputs = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -142,19 +141,10 @@ class FlowUnet(nn.Module):
         return _upsample(flow_pyr[0], self.start_scale), _upsample(vis, self.start_scale), flow_pyr, feat_out
 
 
-@dataclass(eq=False)
-class _FlowScale:
-    enc_res: list[ResidualBlock]
-    downsample: nn.Sequential
-    upsample: nn.Sequential
-    dec_res: list[ResidualBlock]
-    pred_flow: nn.Sequential
-
-
-class FlowUnet_v2(nn.Module):
+class FlowUnet_v2(_ResidualUnet):
     """Residual flow regression U-Net, ``which_model='unet_v2'`` (SPEC §4.7).
 
-    ``pre_conv`` brings the input to ``H/start_scale``; then a residual U-Net like
+    ``pre_conv`` brings the input to ``H/start_scale``; then the residual U-Net trunk of
     :class:`~models.networks.generators.UnetGenerator` whose scale ``l`` has
     ``min(nf*(start_level+l+1), max_nf)`` channels and predicts a flow ``pred_flow_{l}`` after its
     decoder blocks.
@@ -166,57 +156,23 @@ class FlowUnet_v2(nn.Module):
     def __init__(self, input_nc: int, nf: int = 64, max_nf: int = 256, start_scale: int = 2, num_scales: int = 7,
                  n_residual_blocks: int = 2, norm: str = 'batch', activation: ActivationArg = nn.ReLU,
                  use_dropout: bool = False) -> None:
-        super().__init__()
         norm_layer, use_bias = get_norm_layer(norm)
-        self.activation = act = make_activation(activation)
-        self.start_scale = start_scale
-        self.num_scales = num_scales
+        act = make_activation(activation)
         start_level = _start_level(start_scale)
-
         pre: list[nn.Module] = [channel_mapping(input_nc, nf, norm_layer=norm_layer, bias=use_bias)]
         for s in range(start_level):
             a, b = min(nf * (s + 1), max_nf), min(nf * (s + 2), max_nf)
             pre += [ResidualBlock(a, None, norm_layer, use_bias, act), act,
                     nn.Conv2d(a, b, kernel_size=3, stride=2, padding=1, bias=use_bias), norm_layer(b)]
-        self.pre_conv = nn.Sequential(*pre)
-
-        self.scales: list[_FlowScale] = []
-        for l in range(num_scales):
-            c_in = min(nf * (start_level + l + 1), max_nf)
-            c_out = min(nf * (start_level + l + 2), max_nf)
-            enc_res = [self._add(f'enc_{l}_res_{i}', ResidualBlock(c_in, None, norm_layer, use_bias, act))
-                       for i in range(n_residual_blocks)]
-            downsample = self._add(f'enc_{l}_downsample', downsample_block(c_in, c_out, norm_layer, use_bias, act))
-            upsample = self._add(f'dec_{l}_upsample', upsample_block(c_out, c_in, norm_layer, use_bias, act))
-            dec_res = [self._add(f'dec_{l}_res_{i}',
-                                 ResidualBlock(c_in, c_in, norm_layer, use_bias, act, use_dropout))
-                       for i in range(n_residual_blocks)]
-            pred_flow = self._add(f'pred_flow_{l}', nn.Sequential(
-                act, nn.Conv2d(c_in, 2, kernel_size=3, padding=1, bias=True)))
-            self.scales.append(_FlowScale(enc_res, downsample, upsample, dec_res, pred_flow))
+        super().__init__(input_nc, nf, max_nf, num_scales, n_residual_blocks, norm, act, use_dropout,
+                         width_offset=start_level, pre_conv=nn.Sequential(*pre), input_downscale=start_scale,
+                         scale_head=('pred_flow', lambda c_in: nn.Sequential(
+                             act, nn.Conv2d(c_in, 2, kernel_size=3, padding=1, bias=True))))
+        self.start_scale = start_scale
         # The original sizes this head as nf*(1+start_level) without the max_nf cap.
         self.pred_vis = nn.Sequential(act, nn.Conv2d(nf * (1 + start_level), 3, kernel_size=3, padding=1, bias=True))
 
-    def _add(self, name: str, module: nn.Module) -> nn.Module:
-        self.add_module(name, module)
-        return module
-
     def forward(self, x: torch.Tensor) -> FlowOutputs:
-        factor = self.start_scale * 2 ** self.num_scales
-        if x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(f'FlowUnet_v2: spatial size {tuple(x.shape[-2:])} must be divisible by {factor}')
-        x = self.pre_conv(x)
-        skips = []
-        for scale in self.scales:
-            for block in scale.enc_res:
-                x = block(x)
-                skips.append(x)
-            x = scale.downsample(x)
-        flow_pyr = []
-        for scale in reversed(self.scales):
-            x = scale.upsample(x)
-            for block in reversed(scale.dec_res):
-                x = block(x, skips.pop())
-            flow_pyr.insert(0, scale.pred_flow(x))
+        x, flow_pyr = self._trunk(x)
         return (_upsample(flow_pyr[0], self.start_scale), _upsample(self.pred_vis(x), self.start_scale),
                 flow_pyr, x)

@@ -11,6 +11,7 @@ All generators return raw (pre-``tanh``) outputs; the models apply ``tanh``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -28,11 +29,10 @@ def unet_widths(l: int, nf: int, max_nf: int) -> tuple[int, int]:
     return min(nf * (l + 1), max_nf), min(nf * (l + 2), max_nf)
 
 
-def _check_divisible(x: torch.Tensor, num_scales: int, name: str) -> None:
-    factor = 2 ** num_scales
+def _check_divisible(x: torch.Tensor, factor: int, name: str, rule: str = '2**num_scales') -> None:
     h, w = x.shape[-2:]
     if h % factor or w % factor:
-        raise ValueError(f'{name}: spatial size {h}x{w} must be divisible by 2**num_scales = {factor}')
+        raise ValueError(f'{name}: spatial size {h}x{w} must be divisible by {rule} = {factor}')
 
 
 def _output_head(nf: int, output_nc: int) -> nn.Sequential:
@@ -47,25 +47,36 @@ class _UnetScale:
     downsample: nn.Sequential
     upsample: nn.Sequential
     dec_res: list[ResidualBlock]
+    head: nn.Module | None = None
 
 
 class _ResidualUnet(nn.Module):
-    """Encoder/decoder trunk shared by :class:`UnetGenerator` and :class:`UnetGenerator_MultiOutput`.
+    """Encoder/decoder trunk shared by :class:`UnetGenerator`, :class:`UnetGenerator_MultiOutput` and
+    :class:`~models.networks.flow_networks.FlowUnet_v2`.
 
     Registers ``pre_conv`` and, per scale ``l``, ``enc_{l}_res_{i}``, ``enc_{l}_downsample``,
-    ``dec_{l}_upsample``, ``dec_{l}_res_{i}``; subclasses add the output head(s) afterwards.
+    ``dec_{l}_upsample``, ``dec_{l}_res_{i}`` and, when ``scale_head = (name, factory)`` is given,
+    ``{name}_{l}`` = ``factory(c_in)``; subclasses add the output head(s) afterwards.
+
+    width_offset: scale ``l`` uses the widths of scale ``l + width_offset`` (FlowUnet_v2's ``start_level``).
+    pre_conv: replaces the default ``channel_mapping(input_nc -> nf)``; it must reduce the resolution by
+        ``input_downscale``.
     """
 
     def __init__(self, input_nc: int, nf: int, max_nf: int, num_scales: int, n_residual_blocks: int,
-                 norm: str, activation: ActivationArg, use_dropout: bool) -> None:
+                 norm: str, activation: ActivationArg, use_dropout: bool, *, width_offset: int = 0,
+                 pre_conv: nn.Module | None = None, input_downscale: int = 1,
+                 scale_head: tuple[str, Callable[[int], nn.Module]] | None = None) -> None:
         super().__init__()
         norm_layer, use_bias = get_norm_layer(norm)
         self.activation = make_activation(activation)
         self.num_scales = num_scales
-        self.pre_conv = channel_mapping(input_nc, nf, norm_layer=norm_layer, bias=use_bias)
+        self.input_downscale = input_downscale
+        self.pre_conv = (pre_conv if pre_conv is not None
+                         else channel_mapping(input_nc, nf, norm_layer=norm_layer, bias=use_bias))
         self.scales: list[_UnetScale] = []
         for l in range(num_scales):
-            c_in, c_out = unet_widths(l, nf, max_nf)
+            c_in, c_out = unet_widths(l + width_offset, nf, max_nf)
             enc_res = [self._add(f'enc_{l}_res_{i}', ResidualBlock(c_in, None, norm_layer, use_bias, self.activation))
                        for i in range(n_residual_blocks)]
             downsample = self._add(f'enc_{l}_downsample',
@@ -75,15 +86,19 @@ class _ResidualUnet(nn.Module):
             dec_res = [self._add(f'dec_{l}_res_{i}', ResidualBlock(c_in, c_in, norm_layer, use_bias,
                                                                    self.activation, use_dropout))
                        for i in range(n_residual_blocks)]
-            self.scales.append(_UnetScale(enc_res, downsample, upsample, dec_res))
+            head = self._add(f'{scale_head[0]}_{l}', scale_head[1](c_in)) if scale_head else None
+            self.scales.append(_UnetScale(enc_res, downsample, upsample, dec_res, head))
 
     def _add(self, name: str, module: nn.Module) -> nn.Module:
         self.add_module(name, module)
         return module
 
-    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, input_nc, H, W] -> [N, nf, H, W]`` decoder features before the head(s)."""
-        _check_divisible(x, self.num_scales, type(self).__name__)
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``[N, input_nc, H, W] -> ([N, c_in(0), H/input_downscale, W/input_downscale], head outputs)``: the
+        decoder features before the output head(s), and the per-scale head outputs finest first (empty without
+        ``scale_head``)."""
+        _check_divisible(x, self.input_downscale * 2 ** self.num_scales, type(self).__name__,
+                         '2**num_scales' if self.input_downscale == 1 else 'start_scale * 2**num_scales')
         x = self.pre_conv(x)
         skips = []
         for scale in self.scales:
@@ -91,12 +106,15 @@ class _ResidualUnet(nn.Module):
                 x = block(x)
                 skips.append(x)
             x = scale.downsample(x)
+        head_outputs = []
         for scale in reversed(self.scales):
             x = scale.upsample(x)
             # dec_{l}_res_{i} receives the output of enc_{l}_res_{i}: blocks run last-to-first.
             for block in reversed(scale.dec_res):
                 x = block(x, skips.pop())
-        return x
+            if scale.head is not None:
+                head_outputs.insert(0, scale.head(x))
+        return x, head_outputs
 
 
 class UnetGenerator(_ResidualUnet):
@@ -122,7 +140,7 @@ class UnetGenerator(_ResidualUnet):
         self.dec_output = _output_head(nf, output_nc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dec_output(self._trunk(x))
+        return self.dec_output(self._trunk(x)[0])
 
 
 class UnetGenerator_MultiOutput(_ResidualUnet):
@@ -151,7 +169,7 @@ class UnetGenerator_MultiOutput(_ResidualUnet):
         ]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self._trunk(x)
+        x = self._trunk(x)[0]
         return [head(x) for head in self.heads]
 
 
@@ -278,7 +296,7 @@ class DualUnetGenerator(nn.Module):
             ``(out, aux)`` with ``aux`` = aux-head outputs, then (if ``output_feats``) the list of
             decoder features, finest first, bottleneck last.
         """
-        _check_divisible(x_p, self.num_scales, 'DualUnetGenerator')
+        _check_divisible(x_p, 2 ** self.num_scales, 'DualUnetGenerator')
         use_fw = flow is not None
         if use_fw and self.vis_mode in ('hard_gate', 'soft_gate', 'residual'):
             if vis is None:
