@@ -267,13 +267,21 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
     parser.add_argument('--fn_pose', type=str, default=None,
                         help='keypoint file, relative to data_root (set by the preset)')
     parser.add_argument('--debug', action='store_true', help='keep only the first 32 pairs of each split')
+    parser.add_argument('--allow_corr_fallback', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: an unreadable correspondence file becomes zero flow / '
+                             'visibility 2 and is counted and reported (the original did this '
+                             'silently); 0: raise naming the file')
 
 
 
 def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: float, weight_decay: float,
                          lr_decay: int, lr_gamma: float, save_epoch_freq: int, what: str = 'network') -> None:
-    """Optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per stage
-    (SPEC §2.2, §2.3) and are passed in."""
+    """Resume, optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per
+    stage (SPEC §2.2, §2.3) and are passed in."""
+    parser.add_argument('--resume_train', action='store_true',
+                        help='resume training (from --resume_label, else from epoch --last_epoch)')
+    parser.add_argument('--last_epoch', type=int, default=1,
+                        help='epoch to resume from (an integer-labelled checkpoint)')
     parser.add_argument('--lr', type=float, default=lr, help=f'{what} Adam learning rate')
     parser.add_argument('--beta1', type=float, default=beta1, help='Adam beta1')
     parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')

@@ -103,10 +103,6 @@ class BaseFlowRegressionOptions(BaseOptions):
         parser.add_argument('--aug_shifty_range', type=int, default=10, help='random target shift range in y')
         parser.add_argument('--vis_smooth_rate', type=int, default=5,
                             help='median filter size for the visibility map (0 disables)')
-        parser.add_argument('--allow_corr_fallback', type=int, default=0, choices=BINARY,
-                            help='[modern] 1: an unreadable correspondence file becomes zero flow / '
-                                 'visibility 2 and is counted and reported (the original did this '
-                                 'silently); 0: raise naming the file')
 
 
 class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
@@ -117,9 +113,6 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
 
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
-        parser.add_argument('--resume_train', action='store_true', help='resume training from --last_epoch')
-        parser.add_argument('--last_epoch', type=int, default=1,
-                            help='epoch to resume from (an integer-labelled checkpoint)')
         parser.add_argument('--pretrain_id', type=str, default='', help='unused (kept for option-file compatibility)')
         parser.add_argument('--pretrain_epoch', type=str, default='latest',
                             help='unused (kept for option-file compatibility)')

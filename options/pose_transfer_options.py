@@ -154,10 +154,6 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--aug_affine_hw_order', type=str, default='as_written', choices=['as_written', 'intended'],
                             help='[modern] augmentation translation: as_written uses 0.5*H for x and 0.5*W for '
                                  'y like the original; intended scales about the image centre')
-        parser.add_argument('--allow_corr_fallback', type=int, default=0, choices=BINARY,
-                            help='[modern] 1: an unreadable correspondence file becomes zero flow / '
-                                 'visibility 2 and is counted and reported (the original did this '
-                                 'silently); 0: raise naming the file')
         parser.add_argument('--pose_mask_transposed', type=int, default=1, choices=BINARY,
                             help='[modern] 1: draw the masked-SSIM pose mask with (x, y) used as (row, col) '
                                  'like the original; 0: the geometrically correct mask')
@@ -171,8 +167,6 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
 
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
-        parser.add_argument('--resume_train', action='store_true', help='resume training from --last_epoch')
-        parser.add_argument('--last_epoch', type=int, default=1, help='epoch to resume from')
         parser.add_argument('--small_val_set', type=int, default=1, choices=BINARY,
                             help="validate on split 'test_small' (1) or 'test' (0)")
         add_schedule_options(parser, lr=2e-4, beta1=0.5, weight_decay=0, lr_decay=100, lr_gamma=0.1,
