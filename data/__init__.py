@@ -1,13 +1,13 @@
-"""Datasets (flow regression, pose transfer), loaders, the synthetic demo generator and downloads.
+"""Datasets (flow regression, pose transfer), the DataLoader factory, the synthetic demo generator and downloads.
 
-``create_dataset`` / ``create_dataloader`` live in ``data.data_loader``; they are re-exported here lazily
-so that ``import data.synthetic`` (the generator CLI) does not import torch.
+``create_dataset`` / ``make_dataloader`` live in ``data.data_loader``; they are re-exported here lazily so that
+``import data.synthetic`` (the generator CLI) does not import torch.
 """
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ['create_dataset', 'create_dataloader']
+__all__ = ['create_dataset', 'make_dataloader']
 
 
 def __getattr__(name: str) -> Any:

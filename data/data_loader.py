@@ -1,10 +1,10 @@
-"""Dataset and DataLoader factories (SPEC §8.6)."""
+"""The dataset factory and the one DataLoader factory of the project."""
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data.base_dataset import BaseDataset
 from data.flow_dataset import FlowDataset
@@ -23,23 +23,18 @@ def create_dataset(opt: Any, split: str) -> BaseDataset:
     return cls(opt, split)
 
 
-def create_dataloader(opt: Any, split: str, shuffle: bool | None = None, drop_last: bool | None = None) -> DataLoader:
-    """DataLoader as the original (SPEC §8.6).
+def make_dataloader(dataset: Dataset, batch_size: int, *, num_workers: int = 0, shuffle: bool = False,
+                    drop_last: bool = False, sampler: Sampler | None = None, seed: int | None = None) -> DataLoader:
+    """Every DataLoader of the project (training, validation, test, visual grids) is made here.
 
-    Defaults: ``shuffle = (split == 'train' and opt.is_train)``, ``drop_last = opt.is_train`` (so
-    validation during training drops the incomplete last batch, test scripts keep it);
-    ``batch_size = opt.batch_size``, ``num_workers = opt.num_workers``, ``pin_memory=False``. Under an
-    initialised ``torch.distributed`` process group a ``DistributedSampler`` (same shuffle/drop_last)
-    splits the data over ranks; call ``loader.sampler.set_epoch(epoch)`` every epoch.
+    Args:
+        shuffle: random order from a generator seeded with ``seed`` (ignored when ``sampler`` gives the order).
+        drop_last: drop the incomplete last batch (training, and validation during training, as the original);
+            test passes keep it.
+        sampler: an explicit order (the training loop's resumable epoch order).
+        seed: seeds the loader's generator (shuffle order and the worker seeds), so a run is reproducible.
     """
-    dataset = create_dataset(opt, split)
-    if shuffle is None:
-        shuffle = split == 'train' and bool(opt.is_train)
-    if drop_last is None:
-        drop_last = bool(opt.is_train)
-    sampler = None
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        sampler = DistributedSampler(dataset, shuffle=shuffle, drop_last=drop_last)
-        shuffle = False
-    return DataLoader(dataset, batch_size=opt.batch_size, shuffle=shuffle, sampler=sampler,
-                      num_workers=opt.num_workers, drop_last=drop_last, pin_memory=False)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+                      sampler=sampler, num_workers=num_workers, drop_last=drop_last, pin_memory=False,
+                      generator=generator, persistent_workers=False)

@@ -2,14 +2,15 @@
 
 A model owns its networks (``self.nets``: name -> module, names as in the checkpoint files: ``netF``, ``netG``,
 ``netPW``, ``netD``), its optimizers (``self.optimizers``: ``optim``, ``optim_D``) and the tensors of the current
-batch. The training loop (:mod:`util.training`) only talks to a model through these methods:
+batch. The training loop (:mod:`training.loop`) only talks to a model through these methods:
 
-* ``set_input(data)``: copy one collated batch (SPEC §8.3 item dict) to the model's device;
+* ``set_input(data)``: copy one collated batch (the dataset item dict, see ``docs/architecture.md``) to the
+  model's device;
 * ``forward()``: compute ``self.output`` (no losses);
 * ``optimize_parameters(check_grad=False)``: one training iteration (forward, losses, backward, step);
 * ``test(compute_loss=False)``: forward without gradients, optionally computing losses/metrics;
 * ``get_current_errors() -> dict[str, float]``: the losses/metrics of the last iteration;
-* ``get_current_visuals() -> dict[name, (tensor, kind)]``: panels for the visual grid (SPEC §9.7);
+* ``get_current_visuals() -> dict[name, (tensor, kind)]``: panels for the visual grid;
 * ``train_mode()`` / ``eval_mode()``: switch network modes (the pose model keeps the original's no-ops);
 * ``on_epoch_start(epoch)``: per-epoch switches (the pose model's GAN schedule);
 * ``networks_to_save()``: the networks written as ``<label>_net_<name>.pth`` at this point of training.
@@ -18,23 +19,41 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from util.checkpoint import cpu_state_dict, network_path, optimizer_state_to_cpu
+from util.weights import (cpu_state_dict, load_network, load_state_dict_compat, network_path,
+                          optimizer_state_to_cpu)
+
+if TYPE_CHECKING:  # annotations only: models never import the options layer at run time
+    from options.base_options import Options
 
 # Batch keys that are tensors; everything else in the collated dict (ids) stays on the CPU.
 INPUT_TENSOR_KEYS = ('img_1', 'img_2', 'joint_c_1', 'joint_c_2', 'joint_1', 'joint_2', 'seg_1', 'seg_2',
                      'seg_label_1', 'seg_label_2', 'flow_2to1', 'vis_2')
 
 
-def learning_rate_at(epoch: int, base_lr: float, opt) -> float:
-    """Learning rate of 1-based ``epoch`` under ``opt.lr_policy`` (SPEC §7.5).
+LR_POLICIES = ('step', 'plateau', 'lambda')
 
-    ``step``: ``base_lr * lr_gamma ** ((epoch - 1) // lr_decay)``: the original (PyTorch 0.4) semantics; a modern
-    ``StepLR`` stepped at the start of each epoch would decay one epoch early, so the rate is computed here.
+
+def step_learning_rate(base_lr: float, epoch: int, lr_decay: int, lr_gamma: float) -> float:
+    """The step schedule of 1-based ``epoch``: ``base_lr * lr_gamma ** ((epoch - 1) // lr_decay)``.
+
+    These are the original's (PyTorch 0.4) semantics; a modern ``StepLR`` stepped at the start of each epoch would
+    decay one epoch early, so the rate is computed here. The one step-LR formula of the project (the generators,
+    the flow module and the fashion classifiers use it).
+    """
+    if epoch < 1:
+        raise ValueError(f'epochs are 1-based, got {epoch}')
+    return base_lr * lr_gamma ** ((epoch - 1) // lr_decay)
+
+
+def learning_rate_at(epoch: int, base_lr: float, opt: Options) -> float:
+    """Learning rate of 1-based ``epoch`` under ``opt.lr_policy``.
+
+    ``step``: :func:`step_learning_rate`.
     ``lambda``: constant for ``n_epoch`` epochs, then linear decay over ``n_epoch_decay`` epochs (the original read
     removed option names and crashed).
     ``plateau`` is metric driven and handled by :class:`PlateauSchedule`; here it returns ``base_lr``.
@@ -42,12 +61,12 @@ def learning_rate_at(epoch: int, base_lr: float, opt) -> float:
     if epoch < 1:
         raise ValueError(f'epochs are 1-based, got {epoch}')
     if opt.lr_policy == 'step':
-        return base_lr * opt.lr_gamma ** ((epoch - 1) // opt.lr_decay)
+        return step_learning_rate(base_lr, epoch, opt.lr_decay, opt.lr_gamma)
     if opt.lr_policy == 'lambda':
         return base_lr * (1.0 - max(0, epoch - opt.n_epoch) / float(opt.n_epoch_decay + 1))
     if opt.lr_policy == 'plateau':
         return base_lr
-    raise ValueError(f'unknown --lr_policy {opt.lr_policy!r}; valid: step, lambda, plateau')
+    raise ValueError(f'unknown --lr_policy {opt.lr_policy!r}; valid: {list(LR_POLICIES)}')
 
 
 class PlateauSchedule:
@@ -73,11 +92,11 @@ class BaseModel:
 
     name = 'BaseModel'
 
-    def __init__(self, opt):
+    def __init__(self, opt: Options):
         self.opt = opt
         self.device = torch.device(opt.device) if not isinstance(opt.device, torch.device) else opt.device
         self.is_train = bool(opt.is_train)
-        self.expr_dir = Path(opt.checkpoints_dir) / opt.id
+        self.expr_dir = opt.expr_dir
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.plateau: dict[str, PlateauSchedule] = {}
@@ -91,7 +110,7 @@ class BaseModel:
         """Copy a collated batch to the device; ``self.input['id']`` is the list of ``(id_1, id_2)`` pairs."""
         missing = [k for k in INPUT_TENSOR_KEYS if k not in data]
         if missing:
-            raise KeyError(f'{self.name}.set_input: batch lacks {missing}; expected the dataset item of SPEC §8.3')
+            raise KeyError(f'{self.name}.set_input: batch lacks {missing}; expected a collated dataset item (see data/base_dataset.py)')
         self.input = {k: data[k].to(self.device, dtype=torch.float32, non_blocking=True)
                       for k in INPUT_TENSOR_KEYS}
         self.input['id'] = list(zip(data['id_1'], data['id_2']))
@@ -161,7 +180,7 @@ class BaseModel:
 
     # ------------------------------------------------------------------------------------------------ gradients
     def backward_with_grad_check(self, weighted_losses: dict[str, torch.Tensor], net: nn.Module) -> dict[str, float]:
-        """Back-propagate weighted losses one by one and record each one's gradient norm (SPEC §7.4).
+        """Back-propagate weighted losses one by one and record each one's gradient norm.
 
         The norm is the original's ``Σ_params ‖Δgrad_p‖₂`` (sum of per-parameter L2 norms of the increment). The
         accumulated gradient equals that of one combined backward, so optimisation is unaffected.
@@ -191,7 +210,6 @@ class BaseModel:
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        from models.networks import load_state_dict_compat
         for name, sd in state['nets'].items():
             if name not in self.nets:
                 raise KeyError(f'checkpoint holds network {name!r} that this model does not have '
@@ -206,7 +224,6 @@ class BaseModel:
 
     def load_network_file(self, net: nn.Module, expr_dir: Path, label: str | int, name: str) -> None:
         """Load ``<expr_dir>/<label>_net_<name>.pth`` (original or our format) into ``net`` strictly."""
-        from models.networks import load_network
         path = network_path(expr_dir, label, name)
         if not path.is_file():
             raise FileNotFoundError(

@@ -1,16 +1,32 @@
-"""Builders that read options and construct networks/models with explicit keyword arguments.
+"""Builders that read options and construct networks with explicit keyword arguments.
 
-Networks never see the options object (STYLE pattern 2); these functions are the one place that maps option
-names to constructor arguments, following SPEC §4 and §7.
+Networks never see the options object; these functions are the one place that maps option names to constructor
+arguments. The choice lists and the flow network's architecture defaults are defined here, next to the code that
+uses them, and the option sets import them.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from models.networks import (DualUnetGenerator, FlowUnet, FlowUnet_v2, NLayerDiscriminator, UnetGenerator,
                              UnetGenerator_MultiOutput, init_weights)
 
-# Channels of every item a tensor-type string may name (SPEC §6.1); 'joint'/'seg' depend on the options.
+if TYPE_CHECKING:  # annotations only: models never import the options layer at run time
+    from options.base_options import Options
+
+FLOW_MODELS = ('unet', 'unet_v2')
+GENERATOR_MODELS = ('unet', 'dual_unet')
+GAN_TYPES = ('dcgan', 'lsgan')
+
+# Architecture of a flow network when a saved options file lacks a key (the option sets use the same defaults).
+FLOW_NETWORK_DEFAULTS: dict[str, object] = {
+    'which_model': 'unet_v2', 'nf': 32, 'max_nf': 128, 'start_scale': 2, 'num_scale': 5, 'norm': 'batch',
+    'input_type1': 'joint', 'input_type2': 'joint', 'joint_nc': 18, 'seg_nc': 7,
+}
+
+# Channels of every item a tensor-type string may name; 'joint'/'seg' depend on the options.
 _FIXED_DIMS = {'img': 3, 'img_out': 3, 'img_out_G': 3, 'img_warp': 3, 'flow': 2, 'flow_out': 2, 'flow_tar': 2,
                'vis': 1, 'vis_out': 1, 'vis_tar': 1, 'vismap': 3, 'vismap_out': 3, 'vismap_tar': 3,
                'pix_mask': 1}
@@ -45,7 +61,7 @@ def tensor_type_dim(type_str: str, joint_nc: int, seg_nc: int) -> int:
 
 
 def flow_input_items(input_type1: str, input_type2: str) -> list[str]:
-    """Flow-network inputs: each side's items sorted alphabetically (SPEC §6.2), side 1 then side 2."""
+    """Flow-network inputs: each side's items sorted alphabetically (the original's order), side 1 then side 2."""
     valid = {'img', 'seg', 'joint'}
     items = []
     for side, type_str in (('1', input_type1), ('2', input_type2)):
@@ -57,37 +73,49 @@ def flow_input_items(input_type1: str, input_type2: str) -> list[str]:
     return items
 
 
-_ACTIVATIONS = {'relu': lambda: nn.ReLU(), 'leaky_relu': lambda: nn.LeakyReLU(0.1)}
+ACTIVATIONS = {'relu': lambda: nn.ReLU(), 'leaky_relu': lambda: nn.LeakyReLU(0.1)}
 
 
-def make_activation(name: str) -> nn.Module:
-    if name not in _ACTIVATIONS:
-        raise ValueError(f'unknown --G_activation {name!r}; valid: {sorted(_ACTIVATIONS)}')
-    return _ACTIVATIONS[name]()
+def activation_from_name(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f'unknown --G_activation {name!r}; valid: {sorted(ACTIVATIONS)}')
+    return ACTIVATIONS[name]()
 
 
-def define_flow_network(opt) -> nn.Module:
-    """``netF`` per ``--which_model`` (SPEC §4.6/§4.7), initialised with ``--init_type``."""
-    input_nc = sum(item_dim(i, opt.joint_nc, opt.seg_nc) for i in flow_input_items(opt.input_type1, opt.input_type2))
-    if opt.which_model == 'unet':
-        # The original never passes --max_nf to FlowUnet, which therefore always uses 512 (SPEC §12.1.4).
-        net = FlowUnet(input_nc=input_nc, nf=opt.nf, start_scale=opt.start_scale, num_scale=opt.num_scale,
-                       norm=opt.norm)
-    elif opt.which_model == 'unet_v2':
-        net = FlowUnet_v2(input_nc=input_nc, nf=opt.nf, max_nf=opt.max_nf, start_scale=opt.start_scale,
-                          num_scales=opt.num_scale, norm=opt.norm)
-    else:
-        raise ValueError(f'unknown --which_model {opt.which_model!r}; valid: unet, unet_v2')
+def build_flow_network(which_model: str, input_nc: int, nf: int, max_nf: int, start_scale: int, num_scale: int,
+                       norm: str) -> nn.Module:
+    """``netF``: ``'unet'`` (FlowUnet) or ``'unet_v2'`` (FlowUnet_v2), random weights.
+
+    The original never passes ``max_nf`` to FlowUnet, which therefore always widens to 512; ``max_nf`` only
+    applies to ``unet_v2``.
+    """
+    if which_model == 'unet':
+        return FlowUnet(input_nc=input_nc, nf=nf, start_scale=start_scale, num_scale=num_scale, norm=norm)
+    if which_model == 'unet_v2':
+        return FlowUnet_v2(input_nc=input_nc, nf=nf, max_nf=max_nf, start_scale=start_scale, num_scales=num_scale,
+                           norm=norm)
+    raise ValueError(f'unknown --which_model {which_model!r}; valid: {list(FLOW_MODELS)}')
+
+
+def flow_network_input_nc(input_type1: str, input_type2: str, joint_nc: int, seg_nc: int) -> int:
+    return sum(item_dim(i, joint_nc, seg_nc) for i in flow_input_items(input_type1, input_type2))
+
+
+def define_flow_network(opt: Options) -> nn.Module:
+    """``netF`` per ``--which_model``, initialised with ``--init_type``."""
+    net = build_flow_network(opt.which_model, flow_network_input_nc(opt.input_type1, opt.input_type2, opt.joint_nc,
+                                                                    opt.seg_nc),
+                             opt.nf, opt.max_nf, opt.start_scale, opt.num_scale, opt.norm)
     init_weights(net, opt.init_type)
     return net
 
 
-def define_generator(opt) -> nn.Module:
-    """``netG`` per ``--which_model_G`` (SPEC §4.1/§4.3)."""
+def define_generator(opt: Options) -> nn.Module:
+    """``netG`` per ``--which_model_G``."""
     if opt.which_model_G == 'unet':
         input_nc = tensor_type_dim(f'{opt.G_appearance_type}+{opt.G_pose_type}', opt.joint_nc, opt.seg_nc)
         net = UnetGenerator(input_nc=input_nc, output_nc=3, nf=opt.G_nf, max_nf=opt.G_max_nf,
-                            num_scales=opt.G_n_scale, norm=opt.G_norm, activation=make_activation(opt.G_activation),
+                            num_scales=opt.G_n_scale, norm=opt.G_norm, activation=activation_from_name(opt.G_activation),
                             use_dropout=bool(opt.use_dropout))
     elif opt.which_model_G == 'dual_unet':
         net = DualUnetGenerator(
@@ -95,16 +123,17 @@ def define_generator(opt) -> nn.Module:
             appearance_nc=tensor_type_dim(opt.G_appearance_type, opt.joint_nc, opt.seg_nc),
             output_nc=3, nf=opt.G_nf, max_nf=opt.G_max_nf, num_scales=opt.G_n_scale,
             num_warp_scales=opt.G_n_warp_scale, norm=opt.G_norm, vis_mode=opt.G_vis_mode,
-            activation=make_activation(opt.G_activation), use_dropout=bool(opt.use_dropout),
+            activation=activation_from_name(opt.G_activation), use_dropout=bool(opt.use_dropout),
             no_end_norm=bool(opt.G_no_end_norm))
     else:
-        raise ValueError(f'unknown --which_model_G {opt.which_model_G!r}; valid: unet, dual_unet')
+        raise ValueError(f'unknown --which_model_G {opt.which_model_G!r}; valid: {list(GENERATOR_MODELS)}')
     init_weights(net, opt.init_type)
     return net
 
 
-def define_pixel_warping_network(opt) -> nn.Module:
-    """``netPW``: width fixed at nf=32, max_nf=128 whatever the G options (SPEC §4.2, §12.1.5)."""
+def define_pixel_warping_network(opt: Options) -> nn.Module:
+    """``netPW``: width fixed at nf=32, max_nf=128 whatever the G options (as the original; its checkpoints have
+    these widths)."""
     net = UnetGenerator_MultiOutput(
         input_nc=tensor_type_dim(opt.G_pix_warp_input_type, opt.joint_nc, opt.seg_nc), output_nc=[1],
         nf=32, max_nf=128, num_scales=opt.G_n_scale, norm=opt.G_norm, activation=nn.ReLU(), use_dropout=False)
@@ -112,20 +141,10 @@ def define_pixel_warping_network(opt) -> nn.Module:
     return net
 
 
-def define_discriminator(opt) -> nn.Module:
-    """``netD`` (SPEC §4.8): sigmoid output for dcgan, raw for lsgan."""
+def define_discriminator(opt: Options) -> nn.Module:
+    """``netD``: sigmoid output for dcgan, raw for lsgan."""
     net = NLayerDiscriminator(input_nc=tensor_type_dim(opt.D_input_type_real, opt.joint_nc, opt.seg_nc),
                               ndf=opt.D_nf, n_layers=opt.D_n_layers, norm_layer=nn.BatchNorm2d,
                               use_sigmoid=(opt.gan_type == 'dcgan'), output_bias=True)
     init_weights(net, opt.init_type)
     return net
-
-
-def create_model(opt):
-    """The model for ``opt.dataset_type`` (``flow`` or ``pose_transfer``)."""
-    from models.flow_regression_model import FlowRegressionModel
-    from models.pose_transfer_model import PoseTransferModel
-    registry = {'flow': FlowRegressionModel, 'pose_transfer': PoseTransferModel}
-    if opt.dataset_type not in registry:
-        raise ValueError(f'unknown --dataset_type {opt.dataset_type!r}; valid: {sorted(registry)}')
-    return registry[opt.dataset_type](opt)

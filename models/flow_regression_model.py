@@ -1,15 +1,63 @@
-"""Stage 1: regress the intrinsic appearance flow and visibility from two poses (SPEC §7.1)."""
+"""Stage 1: regress the intrinsic appearance flow and visibility from two poses."""
 from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from models.base_model import BaseModel
-from models.factory import define_flow_network, flow_input_items
+from models.factory import (FLOW_NETWORK_DEFAULTS, build_flow_network, define_flow_network, flow_input_items,
+                            flow_network_input_nc)
 from models.losses import EPE, MultiScaleFlowLoss, SS_FlowLoss
+from models.networks import init_weights
+from util.flow_util import FLOW_SCALE
+from util.io import load_json
+from util.weights import load_network, network_path
 
-# Flow networks regress flow / 20 (SPEC §5.3).
-FLOW_SCALE = 20.0
+if TYPE_CHECKING:  # annotations only: models never import the options layer at run time
+    from options.base_options import Options
+
+
+def load_frozen_flow_network(flow_dir: str | Path, label: str, device: torch.device | str) -> nn.Module:
+    """The trained flow network of the experiment folder ``flow_dir``, frozen, in eval mode, on ``device``.
+
+    The architecture comes from ``<flow_dir>/train_opt.json`` (a key missing from an old file takes the flow
+    option sets' default, with a warning naming it), the weights from ``<flow_dir>/<label>_net_netF.pth``.
+    """
+    flow_dir = Path(flow_dir)
+    opt_file = flow_dir / 'train_opt.json'
+    if not opt_file.is_file():
+        raise FileNotFoundError(f'flow network options {opt_file} not found: the folder named by '
+                                f'--pretrained_flow_id must hold a trained flow module (train_opt.json and '
+                                f'{label}_net_netF.pth)')
+    saved = load_json(opt_file)
+    arch = {}
+    for key, default in FLOW_NETWORK_DEFAULTS.items():
+        if key not in saved:
+            warnings.warn(f'{opt_file} has no {key!r}: using the default {default!r}, which may not match the '
+                          f'saved network weights', UserWarning, stacklevel=2)
+        arch[key] = saved.get(key, default)
+    net = build_flow_network(arch['which_model'],
+                             flow_network_input_nc(arch['input_type1'], arch['input_type2'], arch['joint_nc'],
+                                                   arch['seg_nc']),
+                             arch['nf'], arch['max_nf'], arch['start_scale'], arch['num_scale'], arch['norm'])
+    # Initialised before loading, as the original did: the draws keep the global random stream, and with it every
+    # later random draw of a training run, identical to the original's order.
+    init_weights(net, saved.get('init_type', 'kaiming'))
+    weights = network_path(flow_dir, label, 'netF')
+    if not weights.is_file():
+        raise FileNotFoundError(f'flow network weights {weights} not found: check --pretrained_flow_epoch '
+                                f'({label!r}) and that {flow_dir} is complete')
+    load_network(net, weights)
+    net.to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
 
 
 class FlowRegressionModel(BaseModel):
@@ -24,7 +72,7 @@ class FlowRegressionModel(BaseModel):
 
     name = 'FlowRegressionModel'
 
-    def __init__(self, opt):
+    def __init__(self, opt: Options):
         super().__init__(opt)
         self.input_items = flow_input_items(opt.input_type1, opt.input_type2)
         self.netF = define_flow_network(opt).to(self.device)

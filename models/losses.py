@@ -13,10 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.networks.warp import warp_acc_flow
+from util.flow_util import DIV_FLOW, warp_acc_flow
 
-# Flow networks regress flow / 20 at every pyramid level (SPEC §5.3).
-DIV_FLOW = 0.05
 
 VGG19_WEIGHTS_FILE = 'vgg19-dcbb9e9d.pth'
 VGG19_WEIGHTS_URL = f'https://download.pytorch.org/models/{VGG19_WEIGHTS_FILE}'

@@ -1,31 +1,35 @@
-"""Stage 2: render the source person in the target pose (SPEC §7.2).
+"""Stage 2: render the source person in the target pose.
 
-Faithful defaults that matter for the released numbers (SPEC §7.7, §12.1.7): ``netG``/``netPW``/``netD`` are never
-switched to eval mode, so BatchNorm normalises with the statistics of the current batch, in training and in the
-test script (``--bn_mode running`` in the test options switches to running-statistics inference). The frozen flow
-network is in eval mode from construction on.
+Faithful defaults that matter for the released numbers: ``netG``/``netPW``/``netD`` are never switched to eval
+mode, so BatchNorm normalises with the statistics of the current batch, in training and in the test script
+(``--bn_mode running`` in the test options switches to running-statistics inference). The frozen flow network is in
+eval mode from construction on.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from models.base_model import BaseModel
-from models.factory import (define_discriminator, define_flow_network, define_generator,
-                            define_pixel_warping_network, tensor_type_items)
-from models.flow_regression_model import FLOW_SCALE
+from models.factory import (define_discriminator, define_generator, define_pixel_warping_network,
+                            tensor_type_items)
+from models.flow_regression_model import load_frozen_flow_network
 from models.losses import GANLoss, VGGLoss
-from models.networks import warp_acc_flow
-from util.metrics.psnr import PSNR
-from util.metrics.ssim import SSIM
+from metrics.psnr import PSNR
+from metrics.ssim import SSIM
+from util.flow_util import FLOW_SCALE, warp_acc_flow
 from util.pose_util import get_pose_mask_batch
+
+if TYPE_CHECKING:  # annotations only: models never import the options layer at run time
+    from options.base_options import Options
 
 
 def resolve_experiment_dir(checkpoints_dir: str | Path, exp_id: str, prefix: str, option: str) -> Path:
-    """Folder of ``exp_id`` as given, else with ``prefix`` prepended (the original required the full name, so the
-    seed README's ``--pretrained_G_id id_pose_4`` pointed at nothing; SPEC §12.2.15)."""
+    """Folder of ``exp_id`` as given, else with ``prefix`` prepended (the original required the full name, so its
+    README's ``--pretrained_G_id id_pose_4`` pointed at nothing)."""
     candidates = [Path(checkpoints_dir) / exp_id]
     if not exp_id.startswith(prefix):
         candidates.append(Path(checkpoints_dir) / f'{prefix}{exp_id}')
@@ -47,8 +51,20 @@ class PoseTransferModel(BaseModel):
 
     name = 'PoseTransferModel'
 
-    def __init__(self, opt):
+    def __init__(self, opt: Options):
         super().__init__(opt)
+        # What forward() needs from the options, resolved once: forward itself reads no option.
+        self.use_dual_generator = opt.which_model_G == 'dual_unet'
+        self.pose_items = tensor_type_items(opt.G_pose_type)
+        self.appearance_items = tensor_type_items(opt.G_appearance_type)
+        self.warp_features = bool(opt.G_feat_warp)
+        self.pix_warp_items = tensor_type_items(opt.G_pix_warp_input_type)
+        self.detach_generator_for_pix_warp = bool(opt.G_pix_warp_detach)
+        self.flow_items = tensor_type_items(opt.F_input_type)
+        self.d_real_items = tensor_type_items(opt.D_input_type_real)
+        self.d_fake_items = tensor_type_items(opt.D_input_type_fake)
+        self.masked_ssim = (not self.is_train) and bool(opt.masked)
+        self.pose_mask_transposed = bool(opt.pose_mask_transposed)
         # Networks, in the original's construction order (it matters for the random initialisation).
         self.netG = define_generator(opt).to(self.device)
         self.nets = {'netG': self.netG}
@@ -93,18 +109,10 @@ class PoseTransferModel(BaseModel):
 
     # ---------------------------------------------------------------------------------------------- flow net
     def _load_flow_network(self):
-        from options.flow_regression_options import load_flow_options_for_pose
         opt = self.opt
         flow_dir = resolve_experiment_dir(opt.checkpoints_dir, opt.pretrained_flow_id, 'FlowReg_',
                                           '--pretrained_flow_id')
-        flow_opt = load_flow_options_for_pose(flow_dir, device=self.device, which_epoch=opt.pretrained_flow_epoch)
-        netF = define_flow_network(flow_opt).to(self.device)
-        self.load_network_file(netF, flow_dir, opt.pretrained_flow_epoch, 'netF')
-        netF.eval()
-        for p in netF.parameters():
-            p.requires_grad_(False)
-        self.flow_input_type = opt.F_input_type
-        return netF
+        return load_frozen_flow_network(flow_dir, opt.pretrained_flow_epoch, self.device)
 
     def _set_generator_modes(self) -> None:
         """netG/netPW/netD stay in training mode (original); ``--bn_mode running`` at test time uses eval mode."""
@@ -113,19 +121,18 @@ class PoseTransferModel(BaseModel):
             net.train(not running)
 
     # --------------------------------------------------------------------------------------------- forward
-    def get(self, type_str: str) -> torch.Tensor:
-        """Concatenate the named tensors of a tensor-type string along channels (SPEC §6.1, order as written)."""
+    def gather(self, items: list[str]) -> torch.Tensor:
+        """Concatenate the named input/output tensors along channels, in the given order (a tensor-type string
+        such as ``img_1+joint_2`` split at ``+``)."""
         pool = {**self.input, **self.output}
-        tensors = []
-        for item in tensor_type_items(type_str):
-            if item not in pool or not isinstance(pool[item], torch.Tensor):
-                raise KeyError(f'tensor-type item {item!r} (from {type_str!r}) is not available at this point; '
-                               f'available: {sorted(k for k, v in pool.items() if isinstance(v, torch.Tensor))}')
-            tensors.append(pool[item])
-        return torch.cat(tensors, dim=1)
+        missing = [item for item in items if not isinstance(pool.get(item), torch.Tensor)]
+        if missing:
+            raise KeyError(f'tensor-type items {missing} (from {"+".join(items)!r}) are not available at this '
+                           f'point; available: {sorted(k for k, v in pool.items() if isinstance(v, torch.Tensor))}')
+        return torch.cat([pool[item] for item in items], dim=1)
 
     def forward(self) -> None:
-        inp, opt = self.input, self.opt
+        inp = self.input
         out: dict[str, torch.Tensor] = {}
         self.output = out
         # 1. Flow and visibility (no gradients: the flow network is frozen).
@@ -133,7 +140,7 @@ class PoseTransferModel(BaseModel):
             out['flow_tar'], out['vis_tar'] = inp['flow_2to1'], inp['vis_2']
             out['mask_tar'] = (inp['vis_2'] < 2).float()
             if self.netF is not None:
-                flow, vis_logits, _, _ = self.netF(self.get(self.flow_input_type))
+                flow, vis_logits, _, _ = self.netF(self.gather(self.flow_items))
                 out['vis_out'] = vis_logits.argmax(dim=1, keepdim=True).float()
                 out['mask_out'] = (out['vis_out'] < 2).float()
                 out['flow_out'] = FLOW_SCALE * flow * out['mask_out']
@@ -148,19 +155,20 @@ class PoseTransferModel(BaseModel):
         out['seg_1'], out['seg_2'], out['img_tar'] = inp['seg_1'], inp['seg_2'], inp['img_2']
 
         # 3. Generator.
-        if opt.which_model_G == 'unet':
-            out['img_out'] = torch.tanh(self.netG(self.get(f'{opt.G_appearance_type}+{opt.G_pose_type}')))
+        if not self.use_dual_generator:
+            out['img_out'] = torch.tanh(self.netG(self.gather(self.appearance_items + self.pose_items)))
             return
-        pose, appearance = self.get(opt.G_pose_type), self.get(opt.G_appearance_type)
-        flow_in, vis_in = (out['flow_out'], out['vis_out']) if opt.G_feat_warp else (None, None)
+        pose, appearance = self.gather(self.pose_items), self.gather(self.appearance_items)
+        flow_in, vis_in = (out['flow_out'], out['vis_out']) if self.warp_features else (None, None)
         if self.netPW is None:
             out['img_out'] = torch.tanh(self.netG(pose, appearance, flow_in, vis_in))
             return
+        # 4. Pixel warping: blend the warped source and the generator's image with a predicted soft mask.
         with torch.no_grad():
             out['img_out_G'] = torch.tanh(self.netG(pose, appearance, flow_in, vis_in))
         # netPW sees vis as 0/1/2 floats and flow in pixels, unnormalised, as in the original.
-        out['pix_mask'] = torch.sigmoid(self.netPW(self.get(opt.G_pix_warp_input_type))[0])
-        img_out_G = out['img_out_G'].detach() if opt.G_pix_warp_detach else out['img_out_G']
+        out['pix_mask'] = torch.sigmoid(self.netPW(self.gather(self.pix_warp_items))[0])
+        img_out_G = out['img_out_G'].detach() if self.detach_generator_for_pix_warp else out['img_out_G']
         out['img_out'] = out['img_warp'] * out['pix_mask'] + img_out_G * (1 - out['pix_mask'])
 
     # ---------------------------------------------------------------------------------------------- losses
@@ -169,10 +177,10 @@ class PoseTransferModel(BaseModel):
         self.meas = {'PSNR': self.crit_psnr(out['img_out'], out['img_tar'])}
         if compute_ssim:
             self.meas['SSIM'] = self.crit_ssim(out['img_out'], out['img_tar'])
-        if not self.is_train and self.opt.masked:
+        if self.masked_ssim:
             h, w = out['img_out'].shape[2:]
             mask = get_pose_mask_batch(self.input['joint_c_2'].cpu(), (h, w),
-                                       transposed=bool(self.opt.pose_mask_transposed)).to(self.device)
+                                       transposed=self.pose_mask_transposed).to(self.device)
             self.meas['mask_SSIM'] = self.crit_ssim(out['img_out'], out['img_tar'], mask=mask)
 
     def compute_generator_loss(self) -> dict[str, torch.Tensor]:
@@ -184,17 +192,17 @@ class PoseTransferModel(BaseModel):
             self.loss['loss_content'] = self.crit_vgg(out['img_out'], out['img_tar'], loss_type='content')
             weighted['content'] = opt.loss_weight_content * self.loss['loss_content']
         if self.crit_vgg is not None and opt.loss_weight_style > 0:
-            # The original multiplied by a non-existent option here and crashed (SPEC §12.2.4).
+            # The original multiplied by a non-existent option here and crashed.
             self.loss['loss_style'] = self.crit_vgg(out['img_out'], out['img_tar'], loss_type='style')
             weighted['style'] = opt.loss_weight_style * self.loss['loss_style']
         if self.gan_active:
-            self.loss['loss_G'] = self.crit_gan(self.netD(self.get(opt.D_input_type_fake)), True)
+            self.loss['loss_G'] = self.crit_gan(self.netD(self.gather(self.d_fake_items)), True)
             weighted['G'] = opt.loss_weight_gan * self.loss['loss_G']
         return weighted
 
     def discriminator_loss(self) -> torch.Tensor:
-        real = self.get(self.opt.D_input_type_real).detach()
-        fake = self.get(self.opt.D_input_type_fake).detach()
+        real = self.gather(self.d_real_items).detach()
+        fake = self.gather(self.d_fake_items).detach()
         return 0.5 * (self.crit_gan(self.netD(real), True) + self.crit_gan(self.netD(fake), False))
 
     # ------------------------------------------------------------------------------------------- training
@@ -251,7 +259,7 @@ class PoseTransferModel(BaseModel):
         return nets
 
     def get_current_visuals(self) -> dict[str, tuple[torch.Tensor, str]]:
-        """Panels of SPEC §9.7 (pose model)."""
+        """Panels of the pose model's visual grid, in the original's order."""
         inp, out = self.input, self.output
         visuals = {
             'img_1': (inp['img_1'], 'rgb'), 'joint_1': (inp['joint_1'], 'pose'), 'seg_1': (inp['seg_1'], 'seg'),

@@ -2,7 +2,7 @@
 from options.base_options import (ARCH_KEYS, BaseOptions, Options, format_options, load_options_file,
                                   merge_train_options, parse_gpu_ids, resolve_device, save_options)
 from options.flow_regression_options import (FLOW_PRESETS, BaseFlowRegressionOptions, TestFlowRegressionOptions,
-                                             TrainFlowRegressionOptions, load_flow_options_for_pose)
+                                             TrainFlowRegressionOptions)
 from options.pose_transfer_options import (POSE_PRESETS, VGG_CONTENT_WEIGHTS, BasePoseTransferOptions,
                                            TestPoseTransferOptions, TrainPoseTransferOptions)
 
@@ -10,7 +10,6 @@ __all__ = [
     'ARCH_KEYS', 'BaseOptions', 'Options', 'format_options', 'load_options_file', 'merge_train_options',
     'parse_gpu_ids', 'resolve_device', 'save_options',
     'FLOW_PRESETS', 'BaseFlowRegressionOptions', 'TestFlowRegressionOptions', 'TrainFlowRegressionOptions',
-    'load_flow_options_for_pose',
     'POSE_PRESETS', 'VGG_CONTENT_WEIGHTS', 'BasePoseTransferOptions', 'TestPoseTransferOptions',
     'TrainPoseTransferOptions',
 ]

@@ -39,10 +39,10 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
-import torch
 
+from util.device import parse_gpu_ids, resolve_device
 from util.io import load_json, save_json
 
 logger = logging.getLogger(__name__)
@@ -84,46 +84,6 @@ def default_num_workers() -> int:
     return min(4, os.cpu_count() or 0)
 
 
-def parse_gpu_ids(value: str | Iterable[int]) -> list[int]:
-    """``'0,1'`` -> ``[0, 1]``; negative ids are dropped (``'-1'`` -> ``[]``, i.e. CPU).
-
-    Used as the argparse ``type`` of ``--gpu_ids``, so a malformed value is a command-line error.
-    """
-    if isinstance(value, str):
-        items = [s.strip() for s in value.split(',') if s.strip() != '']
-        try:
-            ids = [int(s) for s in items]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"invalid --gpu_ids {value!r}: expected comma-separated integers such as '0' or '0,1' "
-                f"('-1' selects the CPU)") from None
-    else:
-        ids = [int(i) for i in value]
-    return [i for i in ids if i >= 0]
-
-
-def resolve_device(gpu_ids: list[int]) -> tuple[torch.device, list[int]]:
-    """Pick the device for ``gpu_ids`` and return ``(device, gpu_ids actually used)``.
-
-    Empty list -> CPU without touching CUDA at all. Ids given but no CUDA available -> a warning
-    on stderr and the CPU (the returned id list is then empty). Otherwise ``cuda:<first id>``.
-    Only ``torch.cuda.is_available()`` and ``torch.cuda.device_count()`` are called; no CUDA
-    context is created here.
-    """
-    if not gpu_ids:
-        return torch.device('cpu'), []
-    if not torch.cuda.is_available():
-        print(f'WARNING: --gpu_ids {",".join(map(str, gpu_ids))} requested but CUDA is not available; '
-              f'running on the CPU (pass --gpu_ids -1 to select the CPU explicitly).', file=sys.stderr)
-        return torch.device('cpu'), []
-    count = torch.cuda.device_count()
-    bad = [i for i in gpu_ids if i >= count]
-    if bad:
-        raise ValueError(f'--gpu_ids {gpu_ids} names GPU(s) {bad} but only {count} CUDA device(s) are '
-                         f'visible (valid ids: 0..{count - 1}, or -1 for the CPU)')
-    return torch.device(f'cuda:{gpu_ids[0]}'), list(gpu_ids)
-
-
 class Options(argparse.Namespace):
     """Parsed options. After parsing the key set is fixed: assigning an unknown attribute raises.
 
@@ -160,6 +120,11 @@ class Options(argparse.Namespace):
         hint = difflib.get_close_matches(name, keys, n=3)
         hint_txt = f' (did you mean {", ".join(hint)}?)' if hint else ''
         raise AttributeError(f'no option {name!r}{hint_txt}')
+
+    @property
+    def expr_dir(self) -> Path:
+        """The experiment folder ``<checkpoints_dir>/<id>``: derived here only, never stored or saved."""
+        return Path(self.checkpoints_dir) / self.id
 
     def freeze(self) -> 'Options':
         """Forbid new keys from now on; returns ``self``."""
@@ -407,12 +372,9 @@ class BaseOptions:
             self.parser.error(f'--image_size takes two positive integers H W (got {opt.image_size})')
 
     # ------------------------------------------------------------------ saving
-    def experiment_dir(self, opt: argparse.Namespace) -> Path:
-        return Path(opt.checkpoints_dir) / opt.id
-
     def save(self, opt: Options, args: list[str] | None = None) -> None:
         """Write the options JSON and, for train sets, ``order_line.txt`` (the command line)."""
-        exp_dir = self.experiment_dir(opt)
+        exp_dir = opt.expr_dir
         save_options(opt, exp_dir / self.opt_file_name)
         if self.is_train:
             argv = sys.argv if args is None else [sys.argv[0], *args]

@@ -15,14 +15,11 @@ Modern options (defaults keep the original behaviour):
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 
 from options.base_options import (BINARY, INIT_TYPES, add_data_options, add_schedule_options,
-                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
-                                  merge_train_options)
+                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions)
 
 FLOW_ID_PREFIX = 'FlowReg_'
 
@@ -154,37 +151,3 @@ def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
                         help='[modern] when > 0, stop each epoch after N iterations (quick runs)')
     parser.add_argument('--val_batches', type=int, default=0,
                         help='[modern] when > 0, validate on the first N batches only (0 = whole split)')
-
-
-def load_flow_options_for_pose(pretrained_flow_dir: str | Path, gpu_ids: list[int] | None = None,
-                               device: torch.device | str | None = None, which_epoch: str = 'best') -> Options:
-    """Test flow options for the flow network inside the pose-transfer model (SPEC §2.6, §7.2).
-
-    Builds a ``TestFlowRegressionOptions`` namespace from ``<pretrained_flow_dir>/train_opt.json``
-    with the pose model's ``gpu_ids``/``device``, ``is_train=False`` and ``which_epoch`` (the pose
-    model's ``pretrained_flow_epoch``). ``id`` and ``checkpoints_dir`` address ``pretrained_flow_dir``
-    itself (the caller has already resolved the folder name), so the flow weights are read from
-    ``<pretrained_flow_dir>/<which_epoch>_net_netF.pth``.
-
-    gpu_ids: defaults to the index of ``device`` when it is a CUDA device, else ``[]``.
-    device: defaults to ``cuda:<gpu_ids[0]>`` when ``gpu_ids`` is non-empty, else the CPU. No CUDA
-        call is made here.
-    Raises ``FileNotFoundError`` naming the missing ``train_opt.json``.
-    """
-    flow_dir = Path(pretrained_flow_dir)
-    if device is None:
-        device = torch.device(f'cuda:{gpu_ids[0]}') if gpu_ids else torch.device('cpu')
-    device = torch.device(device)
-    if gpu_ids is None:
-        gpu_ids = [device.index or 0] if device.type == 'cuda' else []
-    # Parsed for the CPU so no CUDA check or warning happens here; the pose model's device is set below.
-    base = TestFlowRegressionOptions().parse(
-        ['--gpu_ids', '-1', '--checkpoints_dir', str(flow_dir.parent), '--which_epoch', str(which_epoch)],
-        display=False, save=False)
-    base.id = flow_dir.name  # the resolved folder name, even without the FlowReg_ prefix
-    opt = merge_train_options(base, flow_dir / 'train_opt.json', option_set=TestFlowRegressionOptions)
-    opt.gpu_ids = list(gpu_ids)
-    opt.device = device
-    opt.is_train = False
-    opt.which_epoch = str(which_epoch)
-    return opt

@@ -1,5 +1,5 @@
 """AttrRec-k (attribute recall@k and mean AP) of generated DeepFashion images, or (``--train``) training
-of the attribute classifier (SPEC §9.6).
+of the attribute classifier.
 
     python scripts/fashion_attribute_score.py --test_dir checkpoints/PoseTransfer_0.5/output/
     python scripts/fashion_attribute_score.py --train --id my_classifier --fn_split ... --img_dir ...
@@ -10,13 +10,14 @@ Labels: ``--fn_label`` (default ``datasets/DF_Pose/Label/attr_label.pkl``, falli
 """
 import _path  # noqa: F401
 
-from models.classifiers import classifier_parser, train_from_options
-from util.metrics.attr_rec import RECALL_KS, compute_attr_rec
-from util.metrics.image_folder import select_device
+import _fashion_cli
+from metrics.attr_rec import RECALL_KS, compute_attr_rec
+from training.classifier import train_from_options
+from util.device import select_device
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = classifier_parser('attr')
+    parser = _fashion_cli.build_parser('attr')
     opt = parser.parse_args(argv)
     if opt.train:
         return {'best': str(train_from_options(opt, 'attr'))}

@@ -1,4 +1,4 @@
-"""FashionIS of generated DeepFashion images, or (``--train``) training of its classifier (SPEC §9.6).
+"""FashionIS of generated DeepFashion images, or (``--train``) training of its classifier.
 
     python scripts/fashion_inception_score.py --test_dir checkpoints/PoseTransfer_0.5/output/
     python scripts/fashion_inception_score.py --train --id my_classifier --fn_split ... --fn_label ... --img_dir ...
@@ -8,13 +8,14 @@ Prints the folder and ``score: <mean>, std: <std>``.
 """
 import _path  # noqa: F401
 
-from models.classifiers import classifier_parser, train_from_options
-from util.metrics.fashion_is import compute_fashion_is
-from util.metrics.image_folder import select_device
+import _fashion_cli
+from metrics.fashion_is import compute_fashion_is
+from training.classifier import train_from_options
+from util.device import select_device
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = classifier_parser('inception')
+    parser = _fashion_cli.build_parser('inception')
     opt = parser.parse_args(argv)
     if opt.train:
         return {'best': str(train_from_options(opt, 'inception'))}

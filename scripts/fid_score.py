@@ -10,9 +10,9 @@ import _path  # noqa: F401
 
 import argparse
 
-from util.metrics.fid import REAL_SUBSETS, compute_fid
-from util.metrics.image_folder import select_device
-from util.metrics.inception_score import INCEPTION_WEIGHTS_FILE
+from metrics.fid import REAL_SUBSETS, compute_fid
+from util.device import select_device
+from metrics.inception_score import INCEPTION_WEIGHTS_FILE
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -9,8 +9,8 @@ import _path  # noqa: F401
 
 import argparse
 
-from util.metrics.image_folder import select_device
-from util.metrics.lpips_metric import BACKBONE_WEIGHTS, VERSIONS, compute_lpips
+from util.device import select_device
+from metrics.lpips_metric import BACKBONE_WEIGHTS, VERSIONS, compute_lpips
 
 
 def main(argv: list[str] | None = None) -> dict:

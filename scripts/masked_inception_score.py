@@ -1,4 +1,4 @@
-"""Masked inception score (Market-1501): every image times the pose mask of its target (SPEC §9.5).
+"""Masked inception score (Market-1501): every image times the pose mask of its target.
 
     python scripts/masked_inception_score.py <img_dir> [gpu_ids] [--pose_file datasets/market1501/Label/pose_label.pkl]
                                              [--pose_mask_transposed 1] [--seed S] [--inception_weights PATH]
@@ -8,11 +8,11 @@ Prints ``[Inception Score] inception_score: <mean> (std: <std>)``.
 """
 import _path  # noqa: F401
 
-from util.metrics.inception_score import run_inception_score_cli
+import inception_score
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run_inception_score_cli(argv, masked=True)
+    return inception_score.run(argv, masked=True)
 
 
 if __name__ == '__main__':

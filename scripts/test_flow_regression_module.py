@@ -6,7 +6,7 @@ import _path  # noqa: F401
 
 from options.base_options import merge_train_options
 from options.flow_regression_options import TestFlowRegressionOptions
-from util.testing import run_flow_test
+from training.evaluation import run_flow_test
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,7 +6,7 @@ import _path  # noqa: F401
 
 from options.base_options import merge_train_options
 from options.pose_transfer_options import TestPoseTransferOptions
-from util.testing import run_pose_test
+from training.evaluation import run_pose_test
 
 
 def main(argv: list[str] | None = None) -> dict:

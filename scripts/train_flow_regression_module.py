@@ -5,7 +5,7 @@
 import _path  # noqa: F401
 
 from options.flow_regression_options import TrainFlowRegressionOptions
-from util.training import TrainSpec, train
+from training.loop import TrainSpec, train
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,7 +6,7 @@
 import _path  # noqa: F401
 
 from options.pose_transfer_options import TrainPoseTransferOptions
-from util.training import TrainSpec, train
+from training.loop import TrainSpec, train
 
 
 def main(argv: list[str] | None = None) -> dict:

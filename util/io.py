@@ -23,14 +23,23 @@ def _require_file(path: PathLike) -> Path:
     return path
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_target(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it replaces ``path`` atomically.
+    """Yield a temporary path to write to; on success it is flushed to disk and replaces ``path`` atomically.
 
-    The temporary file lives in the destination folder (same filesystem, so the rename is atomic) and
-    ends with the destination's suffix (``.x.tmpab12.jpg``), so writers that infer the format from
-    the file name still work. Parent folders are created. If the body raises, the temporary file is
-    removed and ``path`` is left untouched.
+    This is the project's one atomic writer (JSON, pickles, images, checkpoints all go through it). The temporary
+    file lives in the destination folder (same filesystem, so the rename is atomic) and ends with the
+    destination's suffix (``.x.tmpab12.jpg``), so writers that infer the format from the file name still work.
+    Before the rename the file's data is fsync'ed, so a power loss cannot leave a renamed but empty file. The file
+    gets the permissions of an ordinary write (``0o666`` minus the process umask), not ``mkstemp``'s private
+    ``0o600``. Parent folders are created. If the body raises, the temporary file is removed and ``path`` is left
+    untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +48,12 @@ def atomic_target(path: PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_process_umask())
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         # Never leave the temporary file behind, whatever interrupted the write.

@@ -1,7 +1,7 @@
 """Self-check of a generated dataset: the ground-truth flow must reproduce the target image.
 
 For a sample of pairs, image 1 is warped with the stored flow (``corr`` from the ``.corr`` file,
-``models.networks.warp.warp_acc_flow``, bilinear) and compared with image 2 on the visible pixels
+``util.flow_util.warp_acc_flow``, bilinear) and compared with image 2 on the visible pixels
 (vis 0). This holds by construction up to resampling: the same surface point has the same colour in
 both images. Two images are checked: the renders regenerated in memory from the manifest's parameters
 (exact colours) and the JPEG files on disk (adds compression error). "Interior" pixels are visible
@@ -21,7 +21,7 @@ import torch
 from data.synthetic.generate import (CORR_DIR, FN_SPLIT, IMG_DIR, DemoConfig, make_scene, parse_image_id,
                                      read_manifest)
 from data.synthetic.render import correspondence, render
-from models.networks.warp import warp_acc_flow
+from util.flow_util import warp_acc_flow
 from util.flow_util import corr_to_flow, read_corr
 from util.io import load_json
 

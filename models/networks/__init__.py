@@ -1,10 +1,22 @@
-"""Networks of the flow regression and pose transfer models (SPEC §4, §5).
+"""Networks of the flow regression and pose-transfer models, by family.
 
-Also re-exports the losses (``models.losses``) and image metrics (``util.metrics``) under this
-package, as the original ``networks`` module offered them. Those are resolved lazily: ``models.losses``
-itself imports ``models.networks.warp``, so an eager import here would be circular.
+* ``blocks``: convolution, residual, gate, down/upsampling blocks and the norm/activation helpers;
+* ``residual_unet``: the residual U-Net trunk shared by the generators and ``FlowUnet_v2``;
+* ``generators``: ``UnetGenerator``, ``UnetGenerator_MultiOutput`` (pixel warping), ``DualUnetGenerator``;
+* ``flow_networks``: ``FlowUnet``, ``FlowUnet_v2``;
+* ``discriminator``: ``NLayerDiscriminator``;
+* ``init``: the weight-initialisation schemes.
+
+Compatibility: the original kept all of these in one module, ``models/networks.py``, which also exposed the
+losses, the image metrics, the warp and the weight loaders. Code written against the original imports those names
+from ``models.networks``; they are re-exported here on purpose, so that such code ports without edits. New code
+should import them from where they live (``models.losses``, ``metrics``, ``util.flow_util``, ``util.weights``).
 """
-import importlib
+from metrics.psnr import PSNR
+from metrics.ssim import SSIM
+from models.losses import EPE, GANLoss, MultiScaleFlowLoss, SS_FlowLoss, VGGLoss
+from util.flow_util import warp_acc_flow
+from util.weights import IncompatibleKeys, StateDictMismatchError, load_network, load_state_dict_compat
 
 from .blocks import (GateBlock, Identity, ResidualBlock, channel_mapping, conv, downsample_block, get_norm_layer,
                      make_activation, upsample_block)
@@ -12,35 +24,11 @@ from .discriminator import NLayerDiscriminator
 from .flow_networks import FlowUnet, FlowUnet_v2, FlowUnetBlock
 from .generators import VIS_MODES, DualUnetGenerator, UnetGenerator, UnetGenerator_MultiOutput
 from .init import INIT_TYPES, init_weights
-from .legacy import IncompatibleKeys, StateDictMismatchError, load_network, load_state_dict_compat
-from .warp import warp_acc_flow
-
-_LAZY_REEXPORTS = {
-    'MultiScaleFlowLoss': 'models.losses',
-    'SS_FlowLoss': 'models.losses',
-    'EPE': 'models.losses',
-    'GANLoss': 'models.losses',
-    'VGGLoss': 'models.losses',
-    'SSIM': 'util.metrics.ssim',
-    'PSNR': 'util.metrics.psnr',
-}
 
 __all__ = [
     'GateBlock', 'Identity', 'ResidualBlock', 'channel_mapping', 'conv', 'downsample_block', 'get_norm_layer',
     'make_activation', 'upsample_block', 'NLayerDiscriminator', 'FlowUnet', 'FlowUnet_v2', 'FlowUnetBlock',
     'VIS_MODES', 'DualUnetGenerator', 'UnetGenerator', 'UnetGenerator_MultiOutput', 'INIT_TYPES', 'init_weights',
     'IncompatibleKeys', 'StateDictMismatchError', 'load_network', 'load_state_dict_compat', 'warp_acc_flow',
-    *_LAZY_REEXPORTS,
+    'MultiScaleFlowLoss', 'SS_FlowLoss', 'EPE', 'GANLoss', 'VGGLoss', 'SSIM', 'PSNR',
 ]
-
-
-def __getattr__(name: str):
-    if name in _LAZY_REEXPORTS:
-        value = getattr(importlib.import_module(_LAZY_REEXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

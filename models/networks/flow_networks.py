@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .blocks import ActivationArg, NormLayer, ResidualBlock, channel_mapping, get_norm_layer, make_activation
-from .generators import _ResidualUnet
+from .residual_unet import ResidualUnet
 
 FlowOutputs = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]
 
@@ -141,7 +141,7 @@ class FlowUnet(nn.Module):
         return _upsample(flow_pyr[0], self.start_scale), _upsample(vis, self.start_scale), flow_pyr, feat_out
 
 
-class FlowUnet_v2(_ResidualUnet):
+class FlowUnet_v2(ResidualUnet):
     """Residual flow regression U-Net, ``which_model='unet_v2'`` (SPEC §4.7).
 
     ``pre_conv`` brings the input to ``H/start_scale``; then the residual U-Net trunk of

@@ -126,7 +126,7 @@ def test_self_check_small_error_and_vis1_present(demo_root: Path) -> None:
 
 def test_warp_error_is_large_for_wrong_pairs(demo_root: Path) -> None:
     """The self-check can fail: the ground truth of another pair does not reproduce the target."""
-    from models.networks.warp import warp_acc_flow
+    from util.flow_util import warp_acc_flow
     import torch
     from util.flow_util import corr_to_flow
     split = load_json(demo_root / 'Label/pair_split.json')['train']

@@ -6,14 +6,17 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models.classifiers import (build_classifier, eval_transform, find_classifier_checkpoint, load_classifier,
-                                load_state_dict_checked, predict_images, step_lr, train_classifier)
+from metrics.fashion_classifiers import (build_classifier, eval_transform, find_classifier_checkpoint,
+                                         load_classifier, predict_images)
+from models.base_model import step_learning_rate
+from training.classifier import train_classifier
+from util.weights import StateDictMismatchError, load_state_dict_compat
 from tests.metrics.weights_fixtures import DF_IDS, classifier_weights, pair_stems, write_images
 from util.io import save_pickle
-from util.metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
+from metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
                                    resolve_attr_label_file, target_labels)
-from util.metrics.fashion_is import compute_fashion_is
-from util.metrics.inception_score import inception_score_from_probs
+from metrics.fashion_is import compute_fashion_is
+from metrics.inception_score import inception_score_from_probs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,15 +125,16 @@ def test_released_format_loads_strictly(tmp_path_factory):
     torch.testing.assert_close(model.Mixed_7c.branch_pool.conv.weight, state['Mixed_7c.branch_pool.conv.weight'])
     # DataParallel prefixes are accepted; anything else missing or extra is an error naming the file.
     fresh = build_classifier('inception')
-    load_state_dict_checked(fresh, {f'module.{k}': v for k, v in state.items()}, 'dp.pth')
+    load_state_dict_compat(fresh, {f'module.{k}': v for k, v in state.items()}, strip_data_parallel_prefix=True,
+                           source='dp.pth')
     torch.testing.assert_close(fresh.fc.bias, state['fc.bias'])
     broken = dict(state)
     del broken['Mixed_5b.branch1x1.conv.weight']
     broken['extra.weight'] = torch.zeros(1)
-    with pytest.raises(ValueError, match="broken.pth.*Mixed_5b.branch1x1.conv.weight.*extra.weight"):
-        load_state_dict_checked(build_classifier('inception'), broken, 'broken.pth')
-    with pytest.raises(ValueError, match='shape mismatches'):
-        load_state_dict_checked(build_classifier('inception', 10), state, 'ten.pth')
+    with pytest.raises(StateDictMismatchError, match="(?s)broken.pth.*Mixed_5b.branch1x1.conv.weight.*extra.weight"):
+        load_state_dict_compat(build_classifier('inception'), broken, source='broken.pth')
+    with pytest.raises(StateDictMismatchError, match='shape mismatches'):
+        load_state_dict_compat(build_classifier('inception', 10), state, source='ten.pth')
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,8 +176,11 @@ def test_attr_rec_on_folder(tmp_path, tmp_path_factory):
         compute_attr_rec(tmp_path / 'gen', fn_label=tmp_path / 'attr_label.pkl', model=model, n_attr=100)
 
 
-def test_step_lr():
-    assert [step_lr(1e-4, e, 10, 0.1) for e in (0, 9, 10, 25)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-6])
+def test_step_learning_rate():
+    # 1-based epochs: the rate drops after every lr_decay epochs.
+    assert [step_learning_rate(1e-4, e, 10, 0.1) for e in (1, 10, 11, 26)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-6])
+    with pytest.raises(ValueError, match='1-based'):
+        step_learning_rate(1e-4, 0, 10, 0.1)
 
 
 @pytest.mark.parametrize('task', ['single_label', 'multi_label'])

@@ -7,9 +7,9 @@ import torch
 
 from tests.metrics.weights_fixtures import (DF_IDS, MARKET_IDS, alexnet_weights, fidelity_inception_weights,
                                             pair_stems, write_images)
-from util.metrics.fid import compute_fid, extract_pool3, frechet_distance, real_target_paths
-from util.metrics.inception_score import TorchFidelityInception
-from util.metrics.lpips_metric import build_lpips, compute_lpips, find_backbone_weights, lpips_pairs
+from metrics.fid import compute_fid, extract_pool3, frechet_distance, real_target_paths
+from metrics.inception_score import TorchFidelityInception
+from metrics.lpips_metric import build_lpips, compute_lpips, find_backbone_weights, lpips_pairs
 
 
 @pytest.fixture(scope='module')

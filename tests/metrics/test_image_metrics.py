@@ -6,8 +6,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from util.metrics.psnr import PSNR, psnr_batch
-from util.metrics.ssim import SSIM, ssim_batch, ssim_map, ssim_skimage, to_uint8
+from metrics.psnr import PSNR, psnr_batch
+from metrics.ssim import SSIM, ssim_batch, ssim_map, ssim_skimage, to_uint8
 
 TOL = 1e-6   # required agreement with scikit-image, per image
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests.metrics.weights_fixtures import MARKET_IDS, fidelity_inception_weights, pair_stems, write_images
-from util.metrics import FOLDER_METRICS, METRICS, get_metric
-from util.metrics.image_folder import LabelKeys, apply_by_shape, list_images, match_label_key, split_pair_name
-from util.metrics.inception_score import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, TorchFidelityInception,
+from metrics import FOLDER_METRICS, METRICS, get_metric
+from metrics.image_folder import LabelKeys, apply_by_shape, list_images, match_label_key, split_pair_name
+from metrics.inception_score import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, TorchFidelityInception,
                                           build_inception_classifier, compute_inception_score,
                                           compute_masked_inception_score, find_inception_weights,
                                           inception_score_from_probs, load_pose_labels, masked_image_loader)
@@ -215,7 +215,7 @@ def test_masked_loader_multiplies_by_target_mask(tmp_path):
     assert poses[MARKET_IDS[1]].dtype == np.float64
     stem = f'{MARKET_IDS[0]}_{MARKET_IDS[1]}'
     (path,) = write_images(tmp_path / 'gen', [stem], size=(128, 64), ext='png')
-    from util.metrics.image_folder import read_rgb
+    from metrics.image_folder import read_rgb
     img = read_rgb(path)
     for transposed in (True, False):
         mask = get_pose_mask(poses[MARKET_IDS[1]], (128, 64), transposed=transposed)

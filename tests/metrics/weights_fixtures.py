@@ -75,7 +75,7 @@ def classifier_weights(tmp_path_factory, kind: str) -> Path:
     """A random released-format classifier checkpoint: torchvision keys, no ``num_batches_tracked``
     (PyTorch 0.4.0), as ``best.pth``."""
     def make(path: Path) -> None:
-        from models.classifiers import build_classifier
+        from metrics.fashion_classifiers import build_classifier
         state = kaiming_(build_classifier(kind), seed=2).state_dict()
         torch.save({k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}, path)
 

@@ -430,13 +430,13 @@ def test_init_weights_touches_shared_and_all_convs():
 
 def test_reexports_of_losses_and_metrics():
     import models.losses
-    import util.metrics.psnr
-    import util.metrics.ssim
+    import metrics.psnr
+    import metrics.ssim
     from models.networks import EPE, PSNR, SSIM, GANLoss, MultiScaleFlowLoss, SS_FlowLoss, VGGLoss
     assert (EPE, GANLoss, MultiScaleFlowLoss, SS_FlowLoss, VGGLoss) == (
         models.losses.EPE, models.losses.GANLoss, models.losses.MultiScaleFlowLoss, models.losses.SS_FlowLoss,
         models.losses.VGGLoss)
-    assert SSIM is util.metrics.ssim.SSIM and PSNR is util.metrics.psnr.PSNR
+    assert SSIM is metrics.ssim.SSIM and PSNR is metrics.psnr.PSNR
     with pytest.raises(ImportError):
         from models.networks import NoSuchLoss  # noqa: F401
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from models.networks import (DualUnetGenerator, FlowUnet, FlowUnet_v2, NLayerDiscriminator, UnetGenerator,
                              UnetGenerator_MultiOutput, load_network, load_state_dict_compat)
-from models.networks.legacy import StateDictMismatchError
+from util.weights import StateDictMismatchError
 
 # ---------------------------------------------------------------------------------------------
 # Spec-side generator of (key, shape, kind); kind: 'param', 'buffer', 'nbt' (num_batches_tracked)

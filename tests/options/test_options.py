@@ -12,7 +12,7 @@ import torch
 
 from options import (ARCH_KEYS, FLOW_PRESETS, POSE_PRESETS, TestFlowRegressionOptions, TestPoseTransferOptions,
                      TrainFlowRegressionOptions, TrainPoseTransferOptions, format_options,
-                     load_flow_options_for_pose, merge_train_options, save_options)
+                     merge_train_options, save_options)
 
 ALL_SETS = [TrainFlowRegressionOptions, TestFlowRegressionOptions, TrainPoseTransferOptions, TestPoseTransferOptions]
 
@@ -526,22 +526,6 @@ def test_merge_needs_an_option_set_for_plain_namespaces(tmp_path):
     import argparse
     with pytest.raises(TypeError, match='option_set'):
         merge_train_options(argparse.Namespace(id='x', checkpoints_dir=str(tmp_path)))
-
-
-def test_load_flow_options_for_pose(tmp_path):
-    write_train_options(tmp_path, TrainFlowRegressionOptions, '--id', 'demo', '--which_model', 'unet',
-                        '--dataset_name', 'demo', '--nf', '8')
-    flow_dir = tmp_path / 'FlowReg_demo'
-    opt = load_flow_options_for_pose(flow_dir, device=torch.device('cpu'), which_epoch='10')
-    assert (opt.which_model, opt.nf, opt.num_scale, opt.image_size) == ('unet', 8, 4, [128, 64])
-    assert (opt.is_train, opt.which_epoch, opt.gpu_ids, opt.device) == (False, '10', [], torch.device('cpu'))
-    assert Path(opt.checkpoints_dir) / opt.id == flow_dir
-    assert not (flow_dir / 'test_opt.json').exists()
-    # a CUDA device given by the pose model is recorded without any CUDA call
-    opt = load_flow_options_for_pose(flow_dir, device='cuda:1')
-    assert opt.gpu_ids == [1] and opt.device == torch.device('cuda:1') and opt.which_epoch == 'best'
-    with pytest.raises(FileNotFoundError, match='train_opt.json'):
-        load_flow_options_for_pose(tmp_path / 'FlowReg_missing', device='cpu')
 
 
 def test_arch_keys_are_options():

@@ -60,7 +60,6 @@ RESULT_LINE = re.compile(r'^\[Inception Score\] inception_score: \d+\.\d{3} \(st
 def test_inception_score_script(market, tmp_path_factory, monkeypatch, capsys):
     script = load_script('inception_score', monkeypatch)
     weights = fidelity_inception_weights(tmp_path_factory)
-    # No gpu_ids argument: it would set CUDA_VISIBLE_DEVICES for the whole test process (see test_gpu_ids).
     result = script.main([str(market / 'gen'), '--seed', '0', '--inception_weights', str(weights),
                           '--n_splits', '2', '--batch_size', '3'])
     out = capsys.readouterr().out
@@ -74,14 +73,16 @@ def test_inception_score_script(market, tmp_path_factory, monkeypatch, capsys):
         script.main([str(market / 'gen'), '--backend', 'tf'])
 
 
-def test_gpu_ids(monkeypatch):
-    from util.metrics.inception_score import device_from_gpu_ids, inception_score_parser
-
+def test_gpu_ids_select_the_device_without_touching_the_environment(market, tmp_path_factory, monkeypatch):
+    script = load_script('inception_score', monkeypatch)
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')  # restored after the test
-    opt = inception_score_parser().parse_args(['some/dir', '-1'])
+    opt = script.build_parser().parse_args(['some/dir', '-1'])
     assert (opt.img_dir, opt.gpu_ids, opt.seed, opt.backend) == ('some/dir', '-1', None, 'torch')
-    assert device_from_gpu_ids(opt.gpu_ids) == torch.device('cpu')
-    assert os.environ['CUDA_VISIBLE_DEVICES'] == '-1'
+    weights = fidelity_inception_weights(tmp_path_factory)
+    result = script.main([str(market / 'gen'), '-1', '--seed', '0', '--inception_weights', str(weights),
+                          '--n_splits', '2'])
+    assert result['n_images'] == 4
+    assert os.environ['CUDA_VISIBLE_DEVICES'] == '3'
 
 
 def test_masked_inception_score_script(market, tmp_path_factory, monkeypatch, capsys):
@@ -156,7 +157,7 @@ def test_fashion_inception_train(deepfashion, tmp_path, monkeypatch, capsys):
     assert out.count('step') == 2 and 'test accuracy' in out
     best = ckpt / 'Fashion_Inception' / 'trained' / 'best.pth'
     assert result['best'] == str(best) and (best.parent / 'latest.pth').is_file()
-    from models.classifiers import load_classifier
+    from metrics.fashion_classifiers import load_classifier
     load_classifier('inception', best)  # strict load of the trained checkpoint
 
 
@@ -191,7 +192,7 @@ def test_fashion_attribute_train(deepfashion, tmp_path, tmp_path_factory, monkey
     result = script.main(args + ['--imagenet_weights', str(imagenet_resnet50_weights(tmp_path_factory))])
     out = capsys.readouterr().out
     assert 'initialised from' in out and 'test mean_ap' in out
-    from models.classifiers import load_classifier
+    from metrics.fashion_classifiers import load_classifier
     model = load_classifier('attr', result['best'])
     imagenet = torch.load(imagenet_resnet50_weights(tmp_path_factory), map_location='cpu', weights_only=True)
     # Trained from the ImageNet init: same shapes, moved by two Adam steps (lr 1e-4).

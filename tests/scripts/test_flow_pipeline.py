@@ -8,7 +8,7 @@ import torch
 
 import test_flow_regression_module
 import train_flow_regression_module
-from util.checkpoint import safe_torch_load
+from util.weights import safe_torch_load
 
 from .conftest import flow_args
 

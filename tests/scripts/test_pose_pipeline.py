@@ -9,7 +9,7 @@ import torch
 
 import test_pose_transfer
 import train_pose_transfer_model
-from util.checkpoint import safe_torch_load
+from util.weights import safe_torch_load
 
 from .conftest import common_args
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from models.base_model import learning_rate_at
-from util.checkpoint import atomic_torch_save, safe_torch_load
-from util.training import EpochSampler
+from util.weights import atomic_torch_save, safe_torch_load
+from training.loop import EpochSampler
 
 
 def _opt(**kw):

@@ -1,4 +1,4 @@
-"""Test passes of both stages (SPEC §9.1, §9.3): the scripts call these.
+"""Evaluation passes: validation during training, the flow test and the pose-transfer test, visual grids.
 
 The pose-transfer test keeps the original's semantics by default: batch size from the test command line (8),
 split order, last partial batch kept, netG/netPW normalising with batch statistics, metrics averaged per batch and
@@ -17,45 +17,79 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from data.data_loader import create_dataset, make_dataloader
+from metrics.psnr import PSNR
+from metrics.ssim import SSIM, to_uint8
+from models.base_model import BaseModel
+from models.flow_regression_model import FlowRegressionModel
+from models.pose_transfer_model import PoseTransferModel
+from options.base_options import Options
 from util.io import save_json
-from util.metrics.psnr import PSNR
-from util.metrics.ssim import SSIM, to_uint8
 from util.pose_util import get_pose_mask_batch
-from util.training import collect_visuals, evaluate, options_to_dict
 from util.visualizer import save_visual_grid
 
 
-def _loader(dataset, opt) -> DataLoader:
-    # Test loaders: no shuffling, keep the last partial batch (SPEC §8.6).
-    return DataLoader(dataset, batch_size=opt.batch_size, shuffle=False, num_workers=opt.num_workers,
-                      drop_last=False)
+def evaluate(model: BaseModel, loader: DataLoader, max_batches: int = 0, desc: str = 'eval',
+             **test_kwargs) -> dict[str, float]:
+    """Mean over batches of the per-batch errors (each batch weighted equally, as the original)."""
+    sums: dict[str, float] = {}
+    n = 0
+    for i, data in enumerate(tqdm(loader, desc=desc, leave=False, disable=None)):
+        if max_batches and i >= max_batches:
+            break
+        model.set_input(data)
+        model.test(compute_loss=True, **test_kwargs)
+        for k, v in model.get_current_errors().items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        n += 1
+    if n == 0:
+        raise RuntimeError('evaluation ran on no batch: the split is smaller than one batch '
+                           '(lower --batch_size or use a larger split)')
+    return {k: v / n for k, v in sums.items()}
 
 
-def _prefix(dataset, n: int):
-    return Subset(dataset, range(min(n, len(dataset))))
+def save_sample_grid(model: BaseModel, loader: DataLoader, n_vis: int, path: Path) -> Path | None:
+    """The visual grid of the first ``n_vis`` samples ``loader`` yields, written to ``path``.
+
+    The one rounding rule for ``--n_vis``: whole batches, ``ceil(n_vis / batch_size)`` of them, at most all the
+    loader has. Whole batches keep every panel equal to what the same batch gives in the evaluation pass (the
+    generator normalises with batch statistics). Returns ``path``, or None when ``n_vis`` is 0 or the loader is
+    empty.
+    """
+    n_batches = min(math.ceil(n_vis / loader.batch_size), len(loader)) if n_vis > 0 else 0
+    if n_batches == 0:
+        return None
+    rows: dict[str, tuple[list[torch.Tensor], str]] = {}
+    for i, data in enumerate(loader):
+        if i >= n_batches:
+            break
+        model.set_input(data)
+        model.test(compute_loss=False)
+        for name, (tensor, kind) in model.get_current_visuals().items():
+            rows.setdefault(name, ([], kind))[0].append(tensor.detach().cpu())
+    save_visual_grid(path, {name: (torch.cat(ts), kind) for name, (ts, kind) in rows.items()})
+    return path
 
 
-def _summary_line(opt, metrics: dict[str, float]) -> str:
+def _test_loader(dataset, opt: Options) -> DataLoader:
+    # Test loaders: split order, the last partial batch kept.
+    return make_dataloader(dataset, opt.batch_size, num_workers=opt.num_workers)
+
+
+def _summary_line(opt: Options, metrics: dict[str, float]) -> str:
     body = '  '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
     return f'[model_id: {opt.id}  epoch: {opt.which_epoch}]  {body}'
 
 
-def run_flow_test(opt) -> dict[str, Any]:
+def run_flow_test(opt: Options) -> dict[str, Any]:
     """Evaluate a flow regression model on ``opt.data_split`` (default ``test``): EPE and losses, visual grid."""
-    from data.data_loader import create_dataset
-    from models.flow_regression_model import FlowRegressionModel
-
     model = FlowRegressionModel(opt)
     model.eval_mode()
     dataset = create_dataset(opt, 'test')
-    expr_dir = Path(opt.checkpoints_dir) / opt.id
-    vis_path = None
-    if opt.n_vis > 0:
-        n_batches = min(math.ceil(opt.n_vis / opt.batch_size), math.ceil(len(dataset) / opt.batch_size))
-        vis_path = expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg'
-        save_visual_grid(vis_path, collect_visuals(model, _loader(_prefix(dataset, n_batches * opt.batch_size), opt),
-                                                   n_batches))
-    metrics = evaluate(model, _loader(dataset, opt), desc='test')
+    expr_dir = opt.expr_dir
+    loader = _test_loader(dataset, opt)
+    vis_path = save_sample_grid(model, loader, opt.n_vis, expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg')
+    metrics = evaluate(model, loader, desc='test')
     ordered = {k: metrics[k] for k in ('EPE', 'loss_flow', 'loss_vis', 'loss_flow_ss', 'zero_flow_EPE') if k in metrics}
     line = _summary_line(opt, ordered)
     print(line)
@@ -74,22 +108,16 @@ def save_output_images(images: torch.Tensor, ids: list[tuple[str, str]], out_dir
             raise OSError(f'could not write {path}')
 
 
-def run_pose_test(opt) -> dict[str, Any]:
+def run_pose_test(opt: Options) -> dict[str, Any]:
     """Generate ``opt.data_split``, compute SSIM/PSNR (+ masked SSIM), save outputs and the visual grid."""
-    from data.data_loader import create_dataset
-    from models.pose_transfer_model import PoseTransferModel
-
     model = PoseTransferModel(opt)
     dataset = create_dataset(opt, opt.data_split)
-    expr_dir = Path(opt.checkpoints_dir) / opt.id
+    expr_dir = opt.expr_dir
     bs = opt.batch_size
 
-    # Visualisation of the first n_vis samples (clamped to the split, SPEC §14.7).
-    vis_path = None
-    if opt.n_vis > 0:
-        n_batches = min(math.ceil(opt.n_vis / bs), math.ceil(len(dataset) / bs))
-        vis_path = expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg'
-        save_visual_grid(vis_path, collect_visuals(model, _loader(_prefix(dataset, n_batches * bs), opt), n_batches))
+    # Visualisation of the first n_vis samples (whole batches, clamped to the split).
+    vis_path = save_sample_grid(model, _test_loader(dataset, opt), opt.n_vis,
+                                expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg')
 
     result: dict[str, Any] = {'id': opt.id, 'which_epoch': opt.which_epoch, 'split': opt.data_split,
                               'bn_mode': opt.bn_mode, 'batch_size': bs,
@@ -98,7 +126,7 @@ def run_pose_test(opt) -> dict[str, Any]:
         return result
 
     # Test pass.
-    test_set = dataset if opt.n_test_batch < 0 else _prefix(dataset, opt.n_test_batch * bs)
+    test_set = dataset if opt.n_test_batch < 0 else Subset(dataset, range(min(opt.n_test_batch * bs, len(dataset))))
     out_dir = expr_dir / opt.output_dir
     if opt.save_output:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +135,7 @@ def run_pose_test(opt) -> dict[str, Any]:
     baseline: dict[str, list[float]] = {f'copy_source_{k}': [] for k in names}
     psnr, ssim = PSNR(), SSIM()
     total_time, n_batches = 0.0, 0
-    for data in tqdm(_loader(test_set, opt), desc='test', disable=None):
+    for data in tqdm(_test_loader(test_set, opt), desc='test', disable=None):
         t0 = time.perf_counter()
         model.set_input(data)
         model.test(compute_loss=True, meas_only=True)
@@ -115,7 +143,7 @@ def run_pose_test(opt) -> dict[str, Any]:
         n_batches += 1
         errors = model.get_current_errors()
         for k in names:
-            # float32 per batch before the float64 mean, as the original (SPEC §14.3)
+            # float32 per batch before the float64 mean, as the original
             per_batch[k].append(float(np.float32(errors[k])))
         # Reference: the source image returned unchanged.
         img_1, img_2 = model.input['img_1'], model.input['img_2']
@@ -137,7 +165,7 @@ def run_pose_test(opt) -> dict[str, Any]:
     result.update({'n_pairs': len(test_set), 'n_batches': n_batches, 'metrics': metrics,
                    'baselines': {k: float(np.mean(v)) for k, v in baseline.items()},
                    'output_dir': str(out_dir) if opt.save_output else None, 'summary': line,
-                   'options': options_to_dict(opt)})
+                   'options': opt.to_dict()})
     json_path = expr_dir / f'test_metrics_{opt.data_split}_epoch{opt.which_epoch}.json'
     save_json(result, json_path, indent=2)
     result['json'] = str(json_path)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from util.metrics.image_folder import (IMAGE_EXTS, apply_by_shape, existing_file, image_ids, list_images, read_rgb,
+from metrics.image_folder import (IMAGE_EXTS, apply_by_shape, existing_file, image_ids, list_images, read_rgb,
                                        split_pair_name)
 
 # torchvision ImageNet weights of each LPIPS backbone (file name in the torch hub cache, URL).

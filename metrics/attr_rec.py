@@ -1,7 +1,7 @@
 """AttrRec-k: how well the attributes of the target clothing survive in the generated image (SPEC §9.6).
 
 A ResNet-50 attribute classifier (347 DeepFashion attributes, sigmoid outputs; see
-:mod:`models.classifiers`) scores each generated image ``<id_1>_<id_2>.<ext>``; the ground truth is the
+:mod:`metrics.fashion_classifiers`) scores each generated image ``<id_1>_<id_2>.<ext>``; the ground truth is the
 attribute vector of the target ``id_2``. Reported: recall@k for k = 3, 5, 10, 20 and the mean AP over
 attributes, both in percent, computed exactly as the original.
 """
@@ -15,7 +15,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from util.metrics.image_folder import (DEEPFASHION_ID_FIELDS, LabelKeys, list_images, match_label_key,
+from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
+from util.io import load_pickle
+from metrics.image_folder import (DEEPFASHION_ID_FIELDS, LabelKeys, list_images, match_label_key,
                                        split_pair_name)
 
 DEFAULT_ATTR_LABEL_FILE = 'datasets/DF_Pose/Label/attr_label.pkl'
@@ -94,7 +96,6 @@ def resolve_attr_label_file(fn_label: str | os.PathLike | None = None) -> Path:
 def load_attr_labels(fn_label: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[str]]:
     """``({id: int64 [A] 0/1}, attribute names)`` from the pickle
     ``{'label': {id: vector}, 'entry': [names]}`` (Python-2 pickle with numpy arrays)."""
-    from util.io import load_pickle
 
     data = load_pickle(fn_label)
     if not isinstance(data, dict) or 'label' not in data:
@@ -137,8 +138,6 @@ def compute_attr_rec(test_dir: str | os.PathLike, *, fn_label: str | os.PathLike
     Returns:
         dict with ``mean_ap``, ``rec-3`` ... ``rec-20``, ``n_images``, ``test_dir``, ``label_file``, ``weights``.
     """
-    from models.classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
-
     label_file = resolve_attr_label_file(fn_label)
     labels, _ = load_attr_labels(label_file)
     paths = list_images(test_dir, (ext,))

@@ -15,7 +15,6 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 # Extensions of the IS scripts, in the order the original globbed them (``*.jpg`` then ``*.png``).
@@ -161,22 +160,6 @@ def apply_by_shape(fn: Callable[[np.ndarray], np.ndarray], images: Sequence[np.n
             out = np.empty((len(images),) + res.shape[1:], dtype=res.dtype)
         out[idx] = res
     return out
-
-
-def select_device(gpu_ids: str | None) -> torch.device:
-    """Device for the metric networks from a ``gpu_ids`` string (``'0'``, ``'0,1'``, ``'-1'``, ``''``).
-
-    Empty or ``-1`` selects the CPU; otherwise the first listed GPU. Without CUDA the CPU is used and a
-    note is printed, so the README commands (which pass GPU ids) still run on CPU-only machines.
-    """
-    ids = [int(s) for s in str(gpu_ids or '').split(',') if s.strip() != '']
-    ids = [i for i in ids if i >= 0]
-    if not ids:
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        print(f'note: gpu_ids={gpu_ids!r} given but CUDA is not available; running on the CPU')
-        return torch.device('cpu')
-    return torch.device(f'cuda:{ids[0]}')
 
 
 def existing_file(path: str | os.PathLike, what: str, how_to_get: str) -> Path:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from util.metrics.attr_rec import compute_attr_rec
-from util.metrics.fashion_is import compute_fashion_is
-from util.metrics.fid import compute_fid
-from util.metrics.inception_score import compute_inception_score, compute_masked_inception_score
-from util.metrics.lpips_metric import compute_lpips
-from util.metrics.psnr import PSNR
-from util.metrics.ssim import SSIM
+from metrics.attr_rec import compute_attr_rec
+from metrics.fashion_is import compute_fashion_is
+from metrics.fid import compute_fid
+from metrics.inception_score import compute_inception_score, compute_masked_inception_score
+from metrics.lpips_metric import compute_lpips
+from metrics.psnr import PSNR
+from metrics.ssim import SSIM
 
 FOLDER_METRICS: dict[str, Callable[..., dict]] = {
     'is': compute_inception_score,

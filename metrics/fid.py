@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from util.metrics.image_folder import IMAGE_EXTS, apply_by_shape, image_ids, list_images, read_rgb, split_pair_name
-from util.metrics.inception_score import TorchFidelityInception
+from metrics.image_folder import IMAGE_EXTS, apply_by_shape, image_ids, list_images, read_rgb, split_pair_name
+from metrics.inception_score import TorchFidelityInception
 
 REAL_SUBSETS = ('all', 'targets')
 # Below this many images the 2048x2048 covariance is rank deficient and FID is biased upwards.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from util.metrics.ssim import as_uint8_images, to_uint8
+from metrics.ssim import as_uint8_images, to_uint8
 
 DATA_RANGE = 255.0
 

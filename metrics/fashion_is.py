@@ -1,10 +1,10 @@
 """FashionIS: the inception score under a clothing classifier (SPEC §9.6).
 
-An Inception-v3 fine-tuned on 23 DeepFashion clothing classes (see :mod:`models.classifiers`) replaces
+An Inception-v3 fine-tuned on 23 DeepFashion clothing classes (see :mod:`metrics.fashion_classifiers`) replaces
 the ImageNet network. Every ``*.<ext>`` image of the folder (sorted by name; the original used the
 directory listing order and no shuffle) goes through Resize(331) -> CenterCrop(299) -> [-1, 1], the
 model's ``transform_input`` re-maps it as during training, softmax over 23 classes, then the inception
-score with 10 contiguous splits exactly as :func:`util.metrics.inception_score.inception_score_from_probs`.
+score with 10 contiguous splits exactly as :func:`metrics.inception_score.inception_score_from_probs`.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import os
 import torch
 import torch.nn as nn
 
-from util.metrics.image_folder import list_images
-from util.metrics.inception_score import inception_score_from_probs
+from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
+from metrics.image_folder import list_images
+from metrics.inception_score import inception_score_from_probs
 
 
 def compute_fashion_is(test_dir: str | os.PathLike, *, exp_id: str = 'default',
@@ -36,8 +37,6 @@ def compute_fashion_is(test_dir: str | os.PathLike, *, exp_id: str = 'default',
     Returns:
         dict with ``fashion_is``, ``fashion_is_std``, ``split_scores``, ``n_images``, ``test_dir``, ``weights``.
     """
-    from models.classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
-
     paths = list_images(test_dir, (ext,))
     weights = None
     if model is None:

@@ -19,7 +19,6 @@ Masked IS multiplies every image by the pose mask of its target pose before clas
 """
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,8 +27,10 @@ import numpy as np
 import torch
 from scipy.special import xlogy
 
-from util.metrics.image_folder import (IMAGE_EXTS, MARKET_ID_FIELDS, apply_by_shape, existing_file, list_images,
-                                       read_rgb, select_device, split_pair_name)
+from metrics.image_folder import (IMAGE_EXTS, MARKET_ID_FIELDS, apply_by_shape, existing_file, list_images,
+                                  read_rgb, split_pair_name)
+from util.io import load_pickle
+from util.pose_util import get_pose_mask
 
 INCEPTION_WEIGHTS_FILE = 'weights-inception-2015-12-05-6726825d.pth'
 INCEPTION_WEIGHTS_URL = ('https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/'
@@ -247,9 +248,7 @@ def compute_inception_score(img_dir: str | os.PathLike, *, backend: str = 'torch
 
 
 def load_pose_labels(pose_file: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Pose pickle ``{id: 18 [x, y]}`` (Python-2 pickle) as ``{id: float64 [18, 2]}`` (SPEC §8.2, §14.2)."""
-    from util.io import load_pickle
-
+    """Pose pickle ``{id: 18 [x, y]}`` (Python-2 pickle) as ``{id: float64 [18, 2]}``."""
     pose_file = existing_file(pose_file, 'pose label file',
                               'It is Label/pose_label.pkl of the dataset (bash scripts/download_market1501.sh); '
                               'pass its path with --pose_file.')
@@ -270,10 +269,8 @@ def masked_image_loader(pose_labels: dict[str, np.ndarray], transposed: bool = T
     """Image reader for masked IS: RGB uint8 times the pose mask of the image's target pose.
 
     The target id comes from the file name ``<id_1>_<id_2>.<ext>`` (matched against the pose keys);
-    the mask is built at the image's own ``(H, W)`` (SPEC §8.7; ``transposed`` as the original).
+    the mask is built at the image's own ``(H, W)`` (``transposed`` as the original).
     """
-    from util.pose_util import get_pose_mask
-
     keys = pose_labels.keys()
 
     def load(path: Path) -> np.ndarray:
@@ -300,61 +297,4 @@ def compute_masked_inception_score(img_dir: str | os.PathLike, *, pose_file: str
             raise ValueError(f'{p}: {e} (pose file {pose_file})') from e
     result = compute_inception_score(img_dir, load_fn=masked_image_loader(poses, pose_mask_transposed), **kwargs)
     result.update(pose_file=str(pose_file), pose_mask_transposed=pose_mask_transposed)
-    return result
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line (scripts/inception_score.py, scripts/masked_inception_score.py)
-# --------------------------------------------------------------------------------------------------
-def inception_score_parser(masked: bool = False) -> argparse.ArgumentParser:
-    """``<img_dir> [gpu_ids]`` as in the README, plus options for reproducibility and offline weights."""
-    p = argparse.ArgumentParser(description=('masked ' if masked else '') + 'inception score of a folder of images',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('img_dir', help='folder of *.jpg / *.png images' +
-                   (' named <id_1>_<id_2>.<ext>' if masked else ''))
-    p.add_argument('gpu_ids', nargs='?', default=None,
-                   help='sets CUDA_VISIBLE_DEVICES (e.g. 0); -1 for the CPU; default: CUDA if available')
-    p.add_argument('--seed', type=int, default=None,
-                   help='seed of the image shuffle (default: unseeded, as the original)')
-    p.add_argument('--backend', default='torch', choices=list(BACKENDS),
-                   help='torch: torch-fidelity port of the TF graph; tf: the TF graph itself (needs TensorFlow)')
-    p.add_argument('--inception_weights', default=None,
-                   help=f'torch backend: path of {INCEPTION_WEIGHTS_FILE} (default: torch hub cache)')
-    p.add_argument('--tf_graph_dir', default=TF_GRAPH_DIR, help=f'tf backend: folder holding {TF_GRAPH_FILE}')
-    p.add_argument('--batch_size', type=int, default=100, help='images per forward pass (does not change the score)')
-    p.add_argument('--n_splits', type=int, default=10, help='number of splits')
-    if masked:
-        p.add_argument('--pose_file', default=DEFAULT_POSE_FILE, help='pose labels {id: 18 (x, y)} of the targets')
-        p.add_argument('--pose_mask_transposed', type=int, default=1, choices=[0, 1],
-                       help='1: the original mask, drawn with (x, y) as (row, col); 0: the corrected orientation')
-    return p
-
-
-def device_from_gpu_ids(gpu_ids: str | None) -> torch.device:
-    """The original scripts' GPU handling: ``gpu_ids`` goes to ``CUDA_VISIBLE_DEVICES`` (before CUDA starts),
-    then the first visible GPU is used; ``-1`` means the CPU; None uses CUDA when available."""
-    if gpu_ids is None:
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    os.environ['CUDA_VISIBLE_DEVICES'] = gpu_ids
-    return select_device('-1' if gpu_ids.strip() in ('', '-1') else '0')
-
-
-def run_inception_score_cli(argv: Sequence[str] | None, masked: bool) -> dict:
-    """Parse ``argv``, compute (masked) IS, print the original's result line; returns the result dict."""
-    opt = inception_score_parser(masked).parse_args(argv)
-    device = device_from_gpu_ids(opt.gpu_ids)
-    kwargs = dict(backend=opt.backend, weights_path=opt.inception_weights, device=device,
-                  tf_graph_dir=opt.tf_graph_dir, batch_size=opt.batch_size, n_splits=opt.n_splits, seed=opt.seed)
-    if masked:
-        result = compute_masked_inception_score(opt.img_dir, pose_file=opt.pose_file,
-                                                pose_mask_transposed=bool(opt.pose_mask_transposed), **kwargs)
-    else:
-        result = compute_inception_score(opt.img_dir, **kwargs)
-    what = 'masked IS' if masked else 'IS'
-    orientation = 'transposed as the original' if masked and opt.pose_mask_transposed else 'row=y, col=x'
-    extra = f', pose mask from {opt.pose_file} ({orientation})' if masked else ''
-    print(f"{what} ({result['network']}, {result['n_images']} images from {opt.img_dir}, {opt.n_splits} splits, "
-          f"seed={opt.seed}{extra})")
-    print(f"[Inception Score] inception_score: {result['inception_score']:.3f} "
-          f"(std: {result['inception_score_std']:.3f})")
     return result

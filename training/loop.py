@@ -1,0 +1,167 @@
+"""The training loop shared by both stages, written as the paragraphs it runs.
+
+``train(opt, TrainSpec(...))`` loads the data, builds the model, resumes, trains epoch by epoch, evaluates,
+visualises and saves. Everything that differs between the flow stage and the pose-transfer stage is in the model
+(the :class:`models.base_model.BaseModel` contract) and in :class:`TrainSpec` (validation split, selection metric).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+from tqdm import tqdm
+
+from data.data_loader import create_dataset, make_dataloader
+from models import create_model
+from options.base_options import Options
+from training.checkpoint import TrainState, load_snapshot, save_snapshot
+from training.evaluation import evaluate, save_sample_grid
+from training.logger import TrainLogger
+
+
+@dataclass
+class TrainSpec:
+    """What a training script chooses: the validation split and how the best checkpoint is selected."""
+    val_split: str
+    select_metric: str  # 'EPE' (flow, lower is better) or 'SSIM' (pose transfer, higher is better)
+    select_mode: str    # 'min' or 'max'
+
+
+def improves(value: float, best: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``best`` (None: nothing yet) under ``mode`` (``'min'`` or ``'max'``)."""
+    if mode not in ('min', 'max'):
+        raise ValueError(f"unknown selection mode {mode!r}; valid: 'min', 'max'")
+    if best is None:
+        return True
+    return value < best if mode == 'min' else value > best
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order that depends only on ``(seed, epoch)``, optionally starting part-way through.
+
+    This is what makes a mid-epoch resume exact: the resumed run sees the same order and skips the batches already
+    done without loading them.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool = True, start: int = 0):
+        self.n, self.seed, self.epoch, self.shuffle, self.start = n, seed, epoch, shuffle, start
+
+    def order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order()[self.start:])
+
+    def __len__(self) -> int:
+        return max(self.n - self.start, 0)
+
+
+def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
+    """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
+    seed_everything(opt.seed)
+    expr_dir = opt.expr_dir
+
+    # Load training set. The training order is owned by EpochSampler so that resuming is exact.
+    train_set = create_dataset(opt, 'train')
+    if len(train_set) < opt.batch_size:
+        raise ValueError(f'training split has {len(train_set)} pairs, fewer than --batch_size {opt.batch_size}')
+    steps_per_epoch = len(train_set) // opt.batch_size
+    if opt.max_steps_per_epoch > 0:
+        steps_per_epoch = min(steps_per_epoch, opt.max_steps_per_epoch)
+    val_set = create_dataset(opt, spec.val_split)
+    # Validation during training drops the incomplete last batch (batch statistics of a tiny batch are noise).
+    val_loader = make_dataloader(val_set, opt.batch_size, num_workers=opt.num_workers, drop_last=True)
+
+    # Construct networks.
+    model = create_model(opt)
+
+    # Resume.
+    state = TrainState()
+    if opt.resume_train:
+        label = opt.resume_label if opt.resume_label else opt.last_epoch
+        state = load_snapshot(model, opt, label, steps_per_epoch)
+        print(f'resumed from {expr_dir}/{label}: epoch {state.epoch} ({"done" if state.epoch_done else "in progress"}),'
+              f' step {state.step}')
+    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=bool(opt.resume_train))
+    n_epochs = opt.n_epoch + opt.n_epoch_decay
+    first_epoch = state.epoch + 1 if state.epoch_done else state.epoch
+    last_metrics: dict[str, float] = {}
+
+    # Train.
+    for epoch in range(first_epoch, n_epochs + 1):
+        model.update_learning_rate(epoch)
+        model.on_epoch_start(epoch)
+        # Augmentations draw from np.random: seed it per epoch (loader workers get seeds derived from the loader's
+        # generator) so that an epoch sees the same augmentations whether or not training was resumed before it.
+        np.random.seed((opt.seed * 7919 + epoch) % 2**32)
+        start = state.batches_done if (epoch == state.epoch and not state.epoch_done) else 0
+        sampler = EpochSampler(len(train_set), opt.seed, epoch, start=start * opt.batch_size)
+        loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, drop_last=True,
+                                 sampler=sampler, seed=opt.seed * 7919 + epoch)
+        state.epoch, state.epoch_done, state.batches_done = epoch, False, start
+        bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}', disable=None)
+        for data in loader:
+            if state.batches_done >= steps_per_epoch:
+                break
+            state.step += 1
+            state.batches_done += 1
+            model.train_mode()
+            model.set_input(data)
+            check = opt.check_grad_freq > 0 and state.step % opt.check_grad_freq == 0
+            model.optimize_parameters(check_grad=check)
+            bar.update(1)
+            if state.step % opt.display_freq == 0:
+                info = {'id': opt.id, 'iter': state.step, 'epoch': epoch, 'lr': f'{model.current_learning_rate():g}'}
+                logger.log(info, model.get_current_errors(), step=state.step, tag='train')
+            if opt.save_step_freq > 0 and state.step % opt.save_step_freq == 0:
+                save_snapshot(model, opt, 'latest', state)
+        bar.close()
+        state.epoch_done = True
+
+        # Evaluate metrics and keep the best checkpoint.
+        if epoch % opt.test_epoch_freq == 0:
+            model.eval_mode()
+            last_metrics = evaluate(model, val_loader, opt.val_batches, desc=f'validate {spec.val_split}')
+            logger.log({'id': opt.id, 'epoch': epoch, 'split': spec.val_split}, last_metrics, step=state.step,
+                       tag='val')
+            metric = last_metrics[spec.select_metric]
+            if improves(metric, state.best_metric, spec.select_mode):
+                state.best_metric, state.best_epoch = metric, epoch
+                save_snapshot(model, opt, 'best', state)
+                logger.message(f'best {spec.select_metric} {metric:.4f} at epoch {epoch}: saved label "best"')
+            model.step_plateau(metric)
+
+        # Visualise samples from the training and the validation split.
+        if epoch % opt.vis_epoch_freq == 0 and opt.n_vis > 0:
+            model.eval_mode()
+            # Training samples: a seeded random choice per epoch; validation samples: the first of the split.
+            train_vis_loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, shuffle=True,
+                                               drop_last=True, seed=opt.seed + epoch)
+            for tag, vis_loader in (('train', train_vis_loader), ('test', val_loader)):
+                path = save_sample_grid(model, vis_loader, opt.n_vis, expr_dir / 'vis' / f'{tag}_epoch{epoch}.jpg')
+                if path is not None:
+                    logger.image(f'vis/{tag}', path, state.step)
+
+        # Save snapshots.
+        if epoch % opt.save_epoch_freq == 0:
+            save_snapshot(model, opt, epoch, state)
+        save_snapshot(model, opt, 'latest', state)
+
+    if state.best_epoch is not None:
+        logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')
+    logger.close()
+    return {'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
+            'step': state.step, 'epoch': state.epoch, 'learning_rate': model.current_learning_rate()}
