@@ -116,10 +116,6 @@ class BaseModel:
         self.input['id'] = list(zip(data['id_1'], data['id_2']))
 
     # ------------------------------------------------------------------------------------------------- schedules
-    def base_learning_rates(self) -> dict[str, float]:
-        """Initial learning rate per optimizer (stored in the optimizer so that a resume keeps it)."""
-        return {name: optim.param_groups[0]['initial_lr'] for name, optim in self.optimizers.items()}
-
     def update_learning_rate(self, epoch: int) -> float:
         """Set every optimizer's rate for 1-based ``epoch``; returns the main optimizer's rate."""
         for name, optim in self.optimizers.items():

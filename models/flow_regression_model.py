@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.base_model import BaseModel
 from models.factory import (FLOW_NETWORK_DEFAULTS, build_flow_network, define_flow_network, flow_input_items,
                             flow_network_input_nc)
-from models.losses import EPE, MultiScaleFlowLoss, SS_FlowLoss
+from models.losses import EPE, MultiScaleFlowLoss, SS_FlowLoss, visibility_loss
 from models.networks import init_weights
 from util.flow_util import FLOW_SCALE
 from util.io import load_json
@@ -112,7 +111,7 @@ class FlowRegressionModel(BaseModel):
         """Weighted loss terms (keys without the ``loss_`` prefix) and ``self.loss``/``self.meas`` for logging."""
         out, w = self.output, self.loss_weights
         self.loss = {'loss_flow': self.crit_flow(out['flow_pyramid_out'], out['flow_tar'], out['mask_tar']),
-                     'loss_vis': F.cross_entropy(out['vis_out'], out['vis_tar'].squeeze(1).long())}
+                     'loss_vis': visibility_loss(out['vis_out'], out['vis_tar'])}
         weighted = {'flow': w['flow'] * self.loss['loss_flow'], 'vis': w['vis'] * self.loss['loss_vis']}
         if self.crit_flow_ss is not None:
             self.loss['loss_flow_ss'] = self.crit_flow_ss(out['flow_out'], out['flow_tar'], self.input['seg_1'],

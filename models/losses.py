@@ -84,7 +84,7 @@ class L1(nn.Module):
         return _per_sample_masked_mean(err, mask, channels_in_count=2)
 
 
-_FLOW_CRITERIA: dict[str, type[nn.Module]] = {'l1': L1, 'l2': L2}
+FLOW_CRITERIA: dict[str, type[nn.Module]] = {'l1': L1, 'l2': L2}
 
 
 class MultiScaleFlowLoss(nn.Module):
@@ -104,16 +104,16 @@ class MultiScaleFlowLoss(nn.Module):
     def __init__(self, start_scale: int = 2, num_scale: int = 5, l_weight: float = 0.32,
                  loss_type: str = 'l2') -> None:
         super().__init__()
-        if loss_type not in _FLOW_CRITERIA:
+        if loss_type not in FLOW_CRITERIA:
             raise ValueError(f'MultiScaleFlowLoss: unknown loss_type {loss_type!r}; '
-                             f'valid: {sorted(_FLOW_CRITERIA)}')
+                             f'valid: {sorted(FLOW_CRITERIA)}')
         if start_scale < 1 or num_scale < 1:
             raise ValueError(f'MultiScaleFlowLoss: start_scale ({start_scale}) and num_scale ({num_scale}) '
                              f'must be positive')
         self.start_scale = start_scale
         self.num_scale = num_scale
         self.loss_type = loss_type
-        self.criterion = _FLOW_CRITERIA[loss_type]()
+        self.criterion = FLOW_CRITERIA[loss_type]()
         self.pool_sizes = [start_scale * 2 ** k for k in range(num_scale)]
         self.weights = [l_weight / 2 ** k for k in range(num_scale)]
 

@@ -27,6 +27,11 @@ if TYPE_CHECKING:  # annotations only: models never import the options layer at 
     from options.base_options import Options
 
 
+# Test-time BatchNorm of netG/netPW: 'batch' normalises with each test batch's statistics (the original never
+# switched to eval mode), 'running' is eval-mode inference with the running statistics.
+BN_MODES = ('batch', 'running')
+
+
 def resolve_experiment_dir(checkpoints_dir: str | Path, exp_id: str, prefix: str, option: str) -> Path:
     """Folder of ``exp_id`` as given, else with ``prefix`` prepended (the original required the full name, so its
     README's ``--pretrained_G_id id_pose_4`` pointed at nothing)."""

@@ -42,6 +42,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 
+import models
+from models import base_model
+from models.networks import blocks, init
+from util import pose_util
 from util.device import parse_gpu_ids, resolve_device
 from util.io import load_json, save_json
 
@@ -50,13 +54,14 @@ logger = logging.getLogger(__name__)
 OPTIONS_HEADER = '------------ Options -------------'
 OPTIONS_FOOTER = '-------------- End ----------------'
 
-INIT_TYPES = ['normal', 'normal2', 'xavier', 'kaiming', 'orthogonal']
-# 'none' is listed by the original but raises inside the networks, so it is rejected up front.
-NORM_TYPES = ['batch', 'instance']
-JOINT_MODES = ['binary', 'gaussian']
-LR_POLICIES = ['step', 'plateau', 'lambda']
-DATASET_NAMES = ['deepfashion', 'market', 'demo']
-DATASET_TYPES = ['flow', 'pose_transfer']
+# Choice lists come from the code that uses each value. The original also listed norm 'none', which raised inside
+# the networks; NORM_TYPES (the networks' list) rejects it up front.
+INIT_TYPES = list(init.INIT_TYPES)
+NORM_TYPES = list(blocks.NORM_CHOICES)
+JOINT_MODES = list(pose_util.HEATMAP_MODES)
+LR_POLICIES = list(base_model.LR_POLICIES)
+DATASET_TYPES = sorted(models.MODELS)
+DATASET_NAMES = ['deepfashion', 'market', 'demo']  # the keys of the option sets' presets
 BINARY = [0, 1]
 
 # Dataset path options that presets fill; an old train_opt.json may hold null for them (SPEC §12.2.1).

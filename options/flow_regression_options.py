@@ -18,8 +18,13 @@ import argparse
 from typing import Any, ClassVar
 
 
-from options.base_options import (BINARY, INIT_TYPES, add_data_options, add_schedule_options,
-                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions)
+from models.factory import FLOW_MODELS, FLOW_NETWORK_DEFAULTS
+from models.losses import FLOW_CRITERIA
+from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, add_data_options,
+                                  add_schedule_options)
+
+# The flow network's architecture defaults are the models' own (the frozen-flow loader uses them for old files).
+_ARCH = FLOW_NETWORK_DEFAULTS
 
 FLOW_ID_PREFIX = 'FlowReg_'
 
@@ -77,21 +82,21 @@ class BaseFlowRegressionOptions(BaseOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
         # model
-        parser.add_argument('--which_model', type=str, default='unet_v2', choices=['unet', 'unet_v2'],
+        parser.add_argument('--which_model', type=str, default=_ARCH['which_model'], choices=list(FLOW_MODELS),
                             help='flow network: unet (FlowUnet, always 512 max width) or unet_v2 (FlowUnet_v2)')
         parser.add_argument('--init_type', type=str, default='kaiming', choices=INIT_TYPES,
                             help='weight initialisation')
-        parser.add_argument('--norm', type=str, default='batch', choices=NORM_TYPES, help='normalisation layer')
-        parser.add_argument('--nf', type=int, default=32, help='width of the first layer')
-        parser.add_argument('--max_nf', type=int, default=128, help='maximum width (ignored by unet)')
-        parser.add_argument('--input_type1', type=str, default='joint',
+        parser.add_argument('--norm', type=str, default=_ARCH['norm'], choices=NORM_TYPES, help='normalisation layer')
+        parser.add_argument('--nf', type=int, default=_ARCH['nf'], help='width of the first layer')
+        parser.add_argument('--max_nf', type=int, default=_ARCH['max_nf'], help='maximum width (ignored by unet)')
+        parser.add_argument('--input_type1', type=str, default=_ARCH['input_type1'],
                             help="inputs from image 1, '+'-joined items of img, seg, joint")
-        parser.add_argument('--input_type2', type=str, default='joint',
+        parser.add_argument('--input_type2', type=str, default=_ARCH['input_type2'],
                             help="inputs from image 2, '+'-joined items of img, seg, joint")
-        parser.add_argument('--start_scale', type=int, default=2,
+        parser.add_argument('--start_scale', type=int, default=_ARCH['start_scale'],
                             help='resolution factor of the finest flow output')
-        parser.add_argument('--num_scale', type=int, default=5, help='number of flow pyramid levels')
-        parser.add_argument('--flow_loss_type', type=str, default='l2', choices=['l1', 'l2'],
+        parser.add_argument('--num_scale', type=int, default=_ARCH['num_scale'], help='number of flow pyramid levels')
+        parser.add_argument('--flow_loss_type', type=str, default='l2', choices=sorted(FLOW_CRITERIA),
                             help='multi-scale flow loss type')
         parser.add_argument('--use_ss_flow_loss', type=int, default=1, choices=BINARY,
                             help='use the segmentation-sensitive flow loss')

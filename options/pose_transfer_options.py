@@ -26,8 +26,12 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar
 
-from options.base_options import (BINARY, INIT_TYPES, add_data_options, add_schedule_options,
-                                  NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options)
+from data.pose_transfer_dataset import AFFINE_HW_ORDERS
+from models.factory import ACTIVATIONS, GAN_TYPES, GENERATOR_MODELS
+from models.networks import VIS_MODES
+from models.pose_transfer_model import BN_MODES
+from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
+                                  add_data_options, add_schedule_options)
 from options.flow_regression_options import add_modern_train_options
 
 POSE_ID_PREFIX = 'PoseTransfer_'
@@ -95,7 +99,7 @@ class BasePoseTransferOptions(BaseOptions):
                             help='weight initialisation')
         parser.add_argument('--use_dropout', type=int, default=0, choices=BINARY,
                             help='dropout in the decoder residual blocks')
-        parser.add_argument('--which_model_G', type=str, default='dual_unet', choices=['unet', 'dual_unet'],
+        parser.add_argument('--which_model_G', type=str, default='dual_unet', choices=list(GENERATOR_MODELS),
                             help='generator architecture')
         parser.add_argument('--pretrained_G_id', type=str, default=None,
                             help="experiment folder of a generator to start from (with or without the "
@@ -106,7 +110,7 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--G_max_nf', type=int, default=128, help='generator maximum width')
         parser.add_argument('--G_n_scale', type=int, default=7, help='generator scales')
         parser.add_argument('--G_norm', type=str, default='batch', choices=NORM_TYPES, help='generator normalisation')
-        parser.add_argument('--G_activation', type=str, default='relu', choices=['relu', 'leaky_relu'],
+        parser.add_argument('--G_activation', type=str, default='relu', choices=list(ACTIVATIONS),
                             help='generator activation (leaky_relu has slope 0.1)')
         parser.add_argument('--G_pose_type', type=str, default='joint_2',
                             help="generator pose input, '+'-joined tensor names")
@@ -116,7 +120,7 @@ class BasePoseTransferOptions(BaseOptions):
                             help='warp appearance features with the flow')
         parser.add_argument('--G_n_warp_scale', type=int, default=5, help='warp features at scales below this')
         parser.add_argument('--G_vis_mode', type=str, default='residual',
-                            choices=['none', 'hard_gate', 'soft_gate', 'residual', 'res_no_vis'],
+                            choices=list(VIS_MODES),
                             help='how visibility gates the warped features')
         parser.add_argument('--G_no_end_norm', type=int, default=0, choices=BINARY,
                             help='no norm at the end of the last bottleneck-side residual block')
@@ -129,7 +133,7 @@ class BasePoseTransferOptions(BaseOptions):
         # discriminator
         parser.add_argument('--D_nf', type=int, default=64, help='discriminator first-layer width')
         parser.add_argument('--D_n_layers', type=int, default=3, help='discriminator layers')
-        parser.add_argument('--gan_type', type=str, default='dcgan', choices=['lsgan', 'dcgan'], help='GAN loss')
+        parser.add_argument('--gan_type', type=str, default='dcgan', choices=list(GAN_TYPES), help='GAN loss')
         parser.add_argument('--D_input_type_real', type=str, default='img_1+img_2+joint_2',
                             help="discriminator input for real pairs, '+'-joined tensor names")
         parser.add_argument('--D_input_type_fake', type=str, default='img_1+img_out+joint_2',
@@ -151,7 +155,7 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--aug_color_jit', type=int, default=0, choices=BINARY, help='hue jitter')
         parser.add_argument('--vis_smooth_rate', type=int, default=5,
                             help='median filter size for the visibility map (0 disables)')
-        parser.add_argument('--aug_affine_hw_order', type=str, default='as_written', choices=['as_written', 'intended'],
+        parser.add_argument('--aug_affine_hw_order', type=str, default='as_written', choices=list(AFFINE_HW_ORDERS),
                             help='[modern] augmentation translation: as_written uses 0.5*H for x and 0.5*W for '
                                  'y like the original; intended scales about the image centre')
         parser.add_argument('--pose_mask_transposed', type=int, default=1, choices=BINARY,
@@ -217,7 +221,7 @@ class TestPoseTransferOptions(BasePoseTransferOptions):
         parser.add_argument('--output_dir', type=str, default='output',
                             help='output folder, relative to <checkpoints_dir>/<id>/')
         parser.add_argument('--masked', action='store_true', help='also compute masked SSIM')
-        parser.add_argument('--bn_mode', type=str, default='batch', choices=['batch', 'running'],
+        parser.add_argument('--bn_mode', type=str, default='batch', choices=list(BN_MODES),
                             help='[modern] batch: netG/netPW normalise with test-batch statistics like the '
                                  'original (results depend on batch size and order); running: eval-mode '
                                  'inference with the running statistics')

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+from tqdm import tqdm
 
 
 def format_line(info: Mapping[str, object], values: Mapping[str, float]) -> str:
@@ -45,12 +46,7 @@ class TrainLogger:
         line = format_line(info, values)
         self._write(line)
         if echo:
-            # tqdm.write keeps progress bars intact; falls back to print when tqdm is not in use.
-            try:
-                from tqdm import tqdm
-                tqdm.write(line, file=sys.stdout)
-            except ImportError:  # pragma: no cover - tqdm is a requirement
-                print(line)
+            tqdm.write(line, file=sys.stdout)  # keeps progress bars intact
         if self.writer is not None and step is not None:
             for k, v in values.items():
                 self.writer.add_scalar(f'{tag}/{k}', v, step)
