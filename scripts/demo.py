@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> dict:
     prof = PROFILES['tiny' if args.tiny else 'default']
     t_start = time.time()
 
-    if not dataset_is_complete(args.data_root):
-        # --force: a half-written or differently configured folder is regenerated rather than trusted.
+    if not dataset_is_complete(args.data_root, make_demo_dataset.config_from_argv(prof['dataset_args'])):
+        # --force: a half-written or differently configured folder (e.g. an older background style) is
+        # regenerated rather than trusted.
         code = run('generate the synthetic demo dataset', make_demo_dataset,
                    ['--out', args.data_root, '--force', *prof['dataset_args']])
         if code:

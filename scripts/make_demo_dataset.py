@@ -3,11 +3,14 @@
     python scripts/make_demo_dataset.py [--out datasets/demo] [--seed 0] [--size 128 64]
         [--n_identities 100] [--n_test_identities 20] [--images_per_identity 6]
         [--test_pairs_per_identity 15] [--n_test_small 64] [--p_back 0.15] [--jpeg_quality 95]
+        [--background studio|cluttered]
         [--workers N] [--force] [--check] [--check_pairs 64] [--quiet]
 
 An existing complete dataset with the same parameters is left alone (exit 0); an incomplete folder or
 one generated with other parameters is only replaced with ``--force``. ``--check`` runs the warp
-self-check afterwards (or on the existing dataset) and fails if the error is not small.
+self-check afterwards (or on the existing dataset) and fails if the error is not small. ``--background``
+chooses plain light studio backdrops shared within an identity (DeepFashion-like, the default) or a random
+cluttered scene per photo (Market-like); for one seed the two differ only in the background pixels.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import sys
 import _path  # noqa: F401
 
 from data.synthetic import DemoConfig, generate_demo_dataset, self_check
+from data.synthetic.render import BACKGROUND_STYLES
 
 # A failing --check means the ground truth does not reproduce the target (in [0, 255] units).
 CHECK_MAX_INTERIOR_MAE = 8.0
@@ -38,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--n_test_small', type=int, default=d.n_test_small, help='size of the test_small split')
     p.add_argument('--p_back', type=float, default=d.p_back, help='probability of a back view')
     p.add_argument('--jpeg_quality', type=int, default=d.jpeg_quality)
+    p.add_argument('--background', choices=BACKGROUND_STYLES, default=d.background,
+                   help='studio: plain light backdrop shared by the photos of an identity (DeepFashion-like); '
+                        'cluttered: a random scene per photo (Market-like)')
     p.add_argument('--workers', type=int, default=None, help='worker processes (default: min(2, cpu count))')
     p.add_argument('--force', action='store_true', help='replace an existing (or incomplete) output folder')
     p.add_argument('--check', action='store_true', help='run the warp self-check and report the errors')
@@ -46,12 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> DemoConfig:
+    return DemoConfig(seed=args.seed, image_size=tuple(args.size), n_train_identities=args.n_identities,
+                      n_test_identities=args.n_test_identities, images_per_identity=args.images_per_identity,
+                      test_pairs_per_identity=args.test_pairs_per_identity, n_test_small=args.n_test_small,
+                      p_back=args.p_back, jpeg_quality=args.jpeg_quality, background=args.background)
+
+
+def config_from_argv(argv: list[str]) -> DemoConfig:
+    """The configuration these command-line arguments would generate (e.g. to test a folder for it)."""
+    return config_from_args(build_parser().parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = DemoConfig(seed=args.seed, image_size=tuple(args.size), n_train_identities=args.n_identities,
-                        n_test_identities=args.n_test_identities, images_per_identity=args.images_per_identity,
-                        test_pairs_per_identity=args.test_pairs_per_identity, n_test_small=args.n_test_small,
-                        p_back=args.p_back, jpeg_quality=args.jpeg_quality)
+    config = config_from_args(args)
     try:
         generate_demo_dataset(args.out, config, workers=args.workers, force=args.force, verbose=not args.quiet)
     except FileExistsError as e:

@@ -10,7 +10,8 @@ import os
 from data.synthetic.generate import (MANIFEST_NAME, DemoConfig, generate_demo_dataset, image_id, is_complete,
                                      make_scene, parse_image_id, read_manifest)
 
-# The quick start's name for the completeness test (a valid manifest.json, written last).
+# The quick start's name for the completeness test (a valid manifest.json, written last; with a config:
+# generated with exactly that config).
 dataset_is_complete = is_complete
 
 

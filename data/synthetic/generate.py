@@ -15,6 +15,10 @@ Everything is generated in a sibling folder ``.<name>.partial`` and renamed to `
 manifest is written, so an interrupted run never leaves a folder that looks complete. Identity ``i`` is
 generated from its own seed ``SeedSequence(seed, spawn_key=(i,))``, so the bytes written do not depend on
 the number of worker processes.
+
+``background='studio'`` (default, DeepFashion-like) or ``'cluttered'`` (Market-like, the only style
+before the option existed) changes only the background pixels: for one seed both styles have the same
+people, poses, pairs, segmentation, keypoints and correspondence files.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +35,24 @@ import cv2
 import numpy as np
 
 from data.synthetic.body import BACK_HIDDEN_JOINTS, Frame, Identity, build_frame, sample_identity, sample_pose
-from data.synthetic.render import correspondence, render, sample_background
+from data.synthetic.render import (BACKGROUND_STYLES, correspondence, render, sample_background,
+                                   sample_studio_backdrop, sample_studio_background)
 from data.synthetic.texture import sample_texture
 from util.flow_util import write_corr
 from util.io import load_json, save_json, save_pickle
 
 MANIFEST_NAME = 'manifest.json'
-FORMAT_VERSION = 1
+# 2: ``config`` has ``background``. A format-1 manifest is read as ``background='cluttered'``: format 1 had
+# no other style, and the cluttered style of format 2 writes the same bytes for the same parameters.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 GENERATOR_NAME = 'data.synthetic'
 IMG_DIR, SEG_DIR, CORR_DIR = 'Img/img', 'Img/seg', '3d/hmr/corr'
 FN_POSE, FN_POSE_ADAPT = 'Label/pose_label.pkl', 'Label/pose_label_adapt.pkl'
 FN_SPLIT, FN_SPLIT_CLEAN = 'Label/pair_split.json', 'Label/pair_split_clean.json'
 _ID_RE = re.compile(r'^synthid(\d{8})_(\d{2})(front|back)$')
+# spawn_key tail of an identity's studio-backdrop random stream (the main stream has spawn_key (identity,)).
+_STUDIO_STREAM = 1
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class DemoConfig:
     splits). Every ordered pair of distinct images of a train identity is a train pair; each test
     identity contributes ``test_pairs_per_identity`` random ordered pairs (0: all of them).
     ``test_small`` is an evenly spaced subset of ``test``. ``p_back``: probability of a back view.
+    ``background``: ``'studio'`` (plain light backdrop, one per identity, as DeepFashion's in-shop photos)
+    or ``'cluttered'`` (a random scene per photo, as Market-1501).
     """
 
     seed: int = 0
@@ -64,6 +76,7 @@ class DemoConfig:
     n_test_small: int = 64
     p_back: float = 0.15
     jpeg_quality: int = 95
+    background: str = 'studio'
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'image_size', tuple(int(v) for v in self.image_size))
@@ -80,6 +93,8 @@ class DemoConfig:
             (self.n_test_small >= 1, f'n_test_small must be >= 1, got {self.n_test_small}'),
             (0.0 <= self.p_back <= 1.0, f'p_back must be in [0, 1], got {self.p_back}'),
             (1 <= self.jpeg_quality <= 100, f'jpeg_quality must be in [1, 100], got {self.jpeg_quality}'),
+            (self.background in BACKGROUND_STYLES,
+             f'background must be one of {list(BACKGROUND_STYLES)}, got {self.background!r}'),
         ]
         for ok, msg in checks:
             if not ok:
@@ -131,10 +146,20 @@ def make_scene(config: DemoConfig, index: int) -> Scene:
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
     ident = sample_identity(rng, index)
     ident.texture = sample_texture(rng)
+    studio = config.background == 'studio'
+    if studio:
+        studio_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index, _STUDIO_STREAM)))
+        backdrop = sample_studio_backdrop(studio_rng)
     frames = []
     for _ in range(config.images_per_identity):
         pose = sample_pose(rng, ident, config.image_size, config.p_back)
-        frames.append(build_frame(ident, pose, sample_background(rng)))
+        # The cluttered parameters are drawn in both styles so that the main stream, hence everything but
+        # the background, is the same for one seed; the studio backdrop has its own stream.
+        frame = build_frame(ident, pose, sample_background(rng))
+        if studio:
+            frame = replace(frame, background=sample_studio_background(studio_rng, backdrop, frame.joints,
+                                                                       config.image_size))
+        frames.append(frame)
     n = config.images_per_identity
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     is_test = index >= config.n_train_identities
@@ -202,20 +227,24 @@ def read_manifest(root: str | os.PathLike) -> dict:
                                 f'interrupted or never run); run '
                                 f'`python scripts/make_demo_dataset.py --out {root} --force`')
     manifest = load_json(path)
-    if manifest.get('generator') != GENERATOR_NAME or manifest.get('format_version') != FORMAT_VERSION:
-        raise ValueError(f'{path} was not written by {GENERATOR_NAME} format {FORMAT_VERSION} '
+    if manifest.get('generator') != GENERATOR_NAME or manifest.get('format_version') not in READABLE_FORMAT_VERSIONS:
+        raise ValueError(f'{path} was not written by {GENERATOR_NAME} format {list(READABLE_FORMAT_VERSIONS)} '
                          f'(generator={manifest.get("generator")!r}, '
-                         f'format_version={manifest.get("format_version")!r})')
+                         f'format_version={manifest.get("format_version")!r}); regenerate it with '
+                         f'`python scripts/make_demo_dataset.py --out {root} --force`')
+    if manifest['format_version'] == 1:
+        manifest['config'] = {**manifest['config'], 'background': 'cluttered'}
     return manifest
 
 
-def is_complete(root: str | os.PathLike) -> bool:
-    """True if ``root`` holds a complete synthetic dataset written by this generator version."""
+def is_complete(root: str | os.PathLike, config: DemoConfig | None = None) -> bool:
+    """True if ``root`` holds a complete synthetic dataset readable by this generator version and, if
+    ``config`` is given, generated with exactly these parameters (background style included)."""
     try:
-        read_manifest(root)
+        manifest = read_manifest(root)
     except (FileNotFoundError, ValueError):
         return False
-    return True
+    return config is None or manifest['config'] == config.to_dict()
 
 
 def generate_demo_dataset(out: str | os.PathLike, config: DemoConfig = DemoConfig(), workers: int | None = None,

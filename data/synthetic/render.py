@@ -7,6 +7,10 @@ returns the image together with the per-pixel surface map ``(part, a, b)`` (the 
 transform (closed form) and decides visibility analytically: the surface point is visible in the
 source when it lands inside the frame, the source shows the same side, and no nearer source part
 covers that location.
+
+Two background styles (``BACKGROUND_STYLES``): ``studio`` imitates DeepFashion's in-shop photos (one light,
+nearly neutral backdrop per identity with a soft gradient, vignette, floor shadow and grain that vary
+mildly from photo to photo); ``cluttered`` imitates Market-1501 (every photo its own random scene).
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import numpy as np
 
 from data.synthetic.body import NUM_PARTS, PART_SEG, Frame, Identity
 from data.synthetic.texture import _hsv, shade_part, _smoothstep
+
+BACKGROUND_STYLES = ('studio', 'cluttered')
 
 
 def sample_background(rng: np.random.Generator) -> dict:
@@ -33,11 +39,15 @@ def sample_background(rng: np.random.Generator) -> dict:
     floor = None
     if rng.random() < 0.5:
         floor = dict(y=rng.uniform(0.7, 0.95), color=_hsv(rng.random(), rng.uniform(0, 0.4), rng.uniform(0.2, 0.8)))
-    return dict(c0=c0, c1=c1, angle=rng.uniform(0, 2 * np.pi), waves=waves, shapes=shapes, floor=floor)
+    return dict(kind='cluttered', c0=c0, c1=c1, angle=rng.uniform(0, 2 * np.pi), waves=waves, shapes=shapes,
+                floor=floor)
 
 
 def paint_background(bg: dict, image_size: tuple[int, int]) -> np.ndarray:
-    """Background image ``float64 [H, W, 3]`` in [0, 1] from :func:`sample_background` parameters."""
+    """Background image ``float64 [H, W, 3]`` in [0, 1] from :func:`sample_background` or
+    :func:`sample_studio_background` parameters."""
+    if bg.get('kind') == 'studio':
+        return paint_studio_background(bg, image_size)
     h, w = image_size
     y, x = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing='ij')
     t = 0.5 + (x - 0.5) * np.cos(bg['angle']) + (y - 0.5) * np.sin(bg['angle'])
@@ -53,6 +63,51 @@ def paint_background(bg: dict, image_size: tuple[int, int]) -> np.ndarray:
     for wv in bg['waves']:
         img = img + wv['amp'] * np.sin(2 * np.pi * (wv['kx'] * x + wv['ky'] * y) + wv['phase'])[..., None]
     return np.clip(img, 0, 1)
+
+
+def sample_studio_backdrop(rng: np.random.Generator) -> dict:
+    """One identity's studio set-up: a light, nearly neutral backdrop and its lighting.
+
+    Shared by all photos of the identity (as an in-shop item is shot in one session); identities differ
+    in the backdrop's tint and brightness and in how strong the gradient, vignette, shadow and grain are.
+    """
+    neutral = rng.random() < 0.6  # mostly white/grey, some faintly tinted (beige, blue-grey, ...)
+    return dict(color=_hsv(rng.random(), rng.uniform(0, 0.03 if neutral else 0.08), rng.uniform(0.82, 0.97)),
+                gradient=rng.uniform(-0.08, 0.03),  # relative brightness change from top to bottom
+                vignette=rng.uniform(0.0, 0.08), shadow=rng.uniform(0.05, 0.15), grain=rng.uniform(0.003, 0.008))
+
+
+def sample_studio_background(rng: np.random.Generator, backdrop: dict, joints: np.ndarray,
+                             image_size: tuple[int, int]) -> dict:
+    """Parameters of one studio photo: the identity's ``backdrop`` with mild per-photo variation.
+
+    joints: ``[18, 2]`` image coordinates of the person (the floor shadow lies under the ankles).
+    """
+    h, w = image_size
+    color = backdrop['color'] + rng.uniform(-0.02, 0.02) + rng.uniform(-0.006, 0.006, size=3)
+    ankles = joints[[10, 13]]
+    return dict(kind='studio', backdrop=backdrop, color=np.clip(color, 0, 1),
+                gradient=backdrop['gradient'] * rng.uniform(0.8, 1.2), vignette=backdrop['vignette'],
+                vignette_center=np.array([0.5, 0.45]) + rng.uniform(-0.05, 0.05, size=2),
+                shadow=backdrop['shadow'] * rng.uniform(0.8, 1.2),
+                shadow_center=np.array([ankles[:, 0].mean(), ankles[:, 1].max() + 0.03 * h]),
+                shadow_radii=np.array([0.5 * abs(ankles[0, 0] - ankles[1, 0]) + 0.15 * w, 0.025 * h + 1.0]),
+                grain=backdrop['grain'], noise_seed=int(rng.integers(2 ** 31)))
+
+
+def paint_studio_background(bg: dict, image_size: tuple[int, int]) -> np.ndarray:
+    """Studio backdrop ``float64 [H, W, 3]`` in [0, 1] from :func:`sample_studio_background` parameters."""
+    h, w = image_size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    y, x = (ys + 0.5) / h, (xs + 0.5) / w
+    light = 1 + bg['gradient'] * (y - 0.5)
+    cx, cy = bg['vignette_center']
+    light = light * (1 - bg['vignette'] * ((x - cx) ** 2 + (y - cy) ** 2) / 0.5)
+    (sx, sy), (rx, ry) = bg['shadow_center'], bg['shadow_radii']
+    light = light * (1 - bg['shadow'] * np.exp(-((xs - sx) / rx) ** 2 - ((ys - sy) / ry) ** 2))
+    # Luminance grain with its own seed, so that re-rendering the photo reproduces it exactly.
+    grain = np.random.default_rng(bg['noise_seed']).normal(0.0, bg['grain'], size=(h, w, 1))
+    return np.clip(bg['color'] * light[..., None] + grain, 0, 1)
 
 
 def local_coords(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

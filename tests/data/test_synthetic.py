@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +15,8 @@ import pytest
 from data.synthetic import (DemoConfig, dataset_is_complete, generate_demo_dataset, is_complete, make_scene,
                             parse_image_id, self_check)
 from data.synthetic.body import PART_SEG, TORSO
-from data.synthetic.render import correspondence, coverage, local_coords, render
+from data.synthetic.generate import to_uint8
+from data.synthetic.render import BACKGROUND_STYLES, correspondence, coverage, local_coords, render
 from tests.data.conftest import SMALL_CONFIG
 from util.flow_util import corr_file_size, read_corr
 from util.io import load_json, load_pickle
@@ -140,9 +143,10 @@ def test_warp_error_is_large_for_wrong_pairs(demo_root: Path) -> None:
     assert np.abs(out - tgt)[m].mean() * 255 > 20
 
 
-def test_deterministic_and_independent_of_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize('background', BACKGROUND_STYLES)
+def test_deterministic_and_independent_of_workers(tmp_path: Path, background: str) -> None:
     cfg = DemoConfig(seed=7, image_size=(64, 32), n_train_identities=2, n_test_identities=1,
-                     images_per_identity=3, test_pairs_per_identity=2, n_test_small=2)
+                     images_per_identity=3, test_pairs_per_identity=2, n_test_small=2, background=background)
     generate_demo_dataset(tmp_path / 'a', cfg, workers=1, verbose=False)
     generate_demo_dataset(tmp_path / 'b', cfg, workers=2, verbose=False)
     generate_demo_dataset(tmp_path / 'c', dataclasses.replace(cfg, seed=8), workers=1, verbose=False)
@@ -178,6 +182,8 @@ def test_config_validation() -> None:
         DemoConfig(image_size=(16, 16))
     with pytest.raises(ValueError, match='unknown keys'):
         DemoConfig.from_dict({'seed': 0, 'size': 3})
+    with pytest.raises(ValueError, match="background must be one of \\['studio', 'cluttered'\\]"):
+        DemoConfig(background='street')
 
 
 def test_cli(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -196,5 +202,104 @@ def test_cli(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert 'different parameters' in capsys.readouterr().err
     new = tmp_path / 'new'
     assert script.main(['--out', str(new), '--size', '64', '32', '--n_identities', '1', '--n_test_identities', '1',
-                        '--images_per_identity', '2', '--quiet']) == 0
-    assert is_complete(new) and load_json(new / 'manifest.json')['config']['image_size'] == [64, 32]
+                        '--images_per_identity', '2', '--background', 'cluttered', '--quiet']) == 0
+    config = load_json(new / 'manifest.json')['config']
+    assert is_complete(new) and config['image_size'] == [64, 32] and config['background'] == 'cluttered'
+    assert script.config_from_argv(['--background', 'cluttered']) == DemoConfig(background='cluttered')
+
+
+# Renders (uint8 images and segmentations) of TINY_CONFIG in the cluttered style, hashed with the generator as
+# it was before the background option existed: the cluttered style must keep producing exactly these pixels.
+TINY_CONFIG = DemoConfig(seed=11, image_size=(64, 32), n_train_identities=2, n_test_identities=1,
+                         images_per_identity=3, test_pairs_per_identity=2, n_test_small=1, background='cluttered')
+CLUTTERED_RENDER_SHA256 = '33e532c3b7af3390df9152df8ed28c8f2de56bb21cf7d46db9b2c02d8736c525'
+
+
+def _background_pixels(config: DemoConfig, n_identities: int) -> list[list[np.ndarray]]:
+    """Per identity, per photo: the rendered background pixels, float ``[M, 3]`` in [0, 1]."""
+    out = []
+    for index in range(n_identities):
+        scene = make_scene(config, index)
+        renders = [render(scene.ident, f, config.image_size) for f in scene.frames]
+        out.append([r['image'][r['part'] < 0] for r in renders])
+    return out
+
+
+def test_cluttered_style_renders_as_before() -> None:
+    digest = hashlib.sha256()
+    for index in range(TINY_CONFIG.n_identities):
+        scene = make_scene(TINY_CONFIG, index)
+        for frame in scene.frames:
+            r = render(scene.ident, frame, TINY_CONFIG.image_size)
+            digest.update(to_uint8(r['image']).tobytes())
+            digest.update(r['seg'].tobytes())
+    assert digest.hexdigest() == CLUTTERED_RENDER_SHA256
+
+
+def test_styles_differ_only_in_the_background(tmp_path: Path) -> None:
+    """One seed, both styles: same people, poses and ground-truth files; only background pixels differ."""
+    studio = dataclasses.replace(TINY_CONFIG, background='studio')
+    for index in range(studio.n_identities):
+        s, c = make_scene(studio, index), make_scene(TINY_CONFIG, index)
+        assert s.ids == c.ids and s.pairs == c.pairs
+        for fs, fc in zip(s.frames, c.frames):
+            rs, rc = render(s.ident, fs, studio.image_size), render(c.ident, fc, studio.image_size)
+            body = rs['part'] >= 0
+            np.testing.assert_array_equal(rs['part'], rc['part'])
+            np.testing.assert_array_equal(rs['image'][body], rc['image'][body])
+            assert np.abs(rs['image'][~body] - rc['image'][~body]).mean() > 0.05
+    roots = {}
+    # The self-check's resampling error needs the demo's resolution to be small.
+    for config in (dataclasses.replace(c, image_size=(128, 64)) for c in (studio, TINY_CONFIG)):
+        roots[config.background] = tmp_path / config.background
+        generate_demo_dataset(roots[config.background], config, workers=1, verbose=False)
+    trees = {k: _tree_bytes(v) for k, v in roots.items()}
+    assert trees['studio'].keys() == trees['cluttered'].keys()
+    for key in trees['studio']:
+        same = trees['studio'][key] == trees['cluttered'][key]
+        assert same == (key.startswith('Img/seg') or key.startswith('3d/') or key.startswith('Label')), key
+    for root in roots.values():  # the ground truth reproduces the images in both styles
+        res = self_check(root, n_pairs=6)
+        assert res['corr_max_abs_diff'] == 0 and res['vis_mismatch'] == 0, res
+        assert res['mae_interior_memory'] < 5.0 and res['mae_visible_memory'] < 12.0, res
+
+
+def test_studio_backgrounds_are_light_plain_and_shared_within_an_identity() -> None:
+    config = DemoConfig(seed=2, image_size=(128, 64), images_per_identity=4)
+    n = 8
+    studio = _background_pixels(config, n)
+    for identity in studio:
+        means = np.array([px.mean(axis=0) for px in identity])  # [photos, 3]
+        assert means.mean() > 0.7  # light
+        assert (means.max(axis=1) - means.min(axis=1)).max() < 0.1  # nearly neutral
+        assert max(px.std(axis=0).max() for px in identity) < 0.05  # plain
+        assert np.abs(means - means.mean(axis=0)).max() < 0.04  # same backdrop, mild per-photo variation
+    # Every photo of an identity carries the identity's backdrop; identities have different ones.
+    backdrops = [[f.background['backdrop'] for f in make_scene(config, i).frames] for i in range(n)]
+    assert all(b is photos[0] for photos in backdrops for b in photos)
+    colors = np.array([photos[0]['color'] for photos in backdrops])
+    assert len({tuple(c) for c in colors.round(6)}) == n
+    identity_means = np.array([np.mean([px.mean(axis=0) for px in identity], axis=0) for identity in studio])
+    assert np.abs(identity_means[:, None] - identity_means[None]).max() > 0.03
+    # The statistics discriminate: the cluttered style fails them.
+    cluttered = _background_pixels(dataclasses.replace(config, background='cluttered'), n)
+    stds = [px.std(axis=0).max() for identity in cluttered for px in identity]
+    assert np.median(stds) > 0.05
+
+
+def test_format_1_folder_is_the_cluttered_style(demo_root: Path, tmp_path: Path) -> None:
+    """A folder written before the background option is complete for the cluttered config only."""
+    old = tmp_path / 'old'
+    generate_demo_dataset(old, TINY_CONFIG, workers=1, verbose=False)
+    manifest = load_json(old / 'manifest.json')
+    del manifest['config']['background']
+    manifest['format_version'] = 1
+    (old / 'manifest.json').write_text(json.dumps(manifest))
+    assert is_complete(old) and is_complete(old, TINY_CONFIG) and dataset_is_complete(old, TINY_CONFIG)
+    studio = dataclasses.replace(TINY_CONFIG, background='studio')
+    assert not is_complete(old, studio) and not dataset_is_complete(old, studio)
+    assert generate_demo_dataset(old, TINY_CONFIG, workers=1, verbose=False)['skipped']
+    with pytest.raises(FileExistsError, match='different parameters'):
+        generate_demo_dataset(old, studio, workers=1, verbose=False)
+    assert is_complete(demo_root, SMALL_CONFIG)
+    assert not is_complete(demo_root, dataclasses.replace(SMALL_CONFIG, background='cluttered'))
