@@ -20,16 +20,16 @@ close-up, as in DeepFashion's upper-body images.
 
 Preset numbers (fractions of the output height; see :data:`FRAMING_PRESETS`):
 
-* ``demo`` (measured on the generator's 720 images of the default demo configuration, full-body
-  images with both ankles and the neck labelled): keypoint box height 0.76 (10-90 %: 0.69-0.82) of the
-  image height, vertical centre at 0.49; person silhouette height 0.83 (0.74-0.91), centre 0.48; the
-  keypoint box's horizontal centre is within 1 % of the image centre (median).
+* ``demo``, measured with ``benchmarks/demo_framing.py`` on the default demo configuration (the 690 of
+  its 720 images whose label has both ankles and the neck): keypoint box height 0.76 of the image height
+  (10-90 %: 0.69-0.82), vertical centre 0.49; person silhouette (218 rendered images) height 0.83
+  (0.76-0.89), centre 0.48; the keypoint box's horizontal centre is within 1 % of the image centre.
 * ``deepfashion`` and ``market``: estimates, not measurements (the datasets are not part of the
-  repository). DeepFashion full-body shots have the person about 0.90 of the image height and
-  centred; Market-1501's DPM crops about 0.92. Converted to keypoint-box heights with the ratio
-  measured on the demo data (keypoint box = 0.915 of the person's height) this gives 0.82 and 0.84,
-  centred slightly low (0.51) because there is more head above the eyes than foot below the ankles.
-  Tune them with the ``FramingParams`` fields if results look too small or too large.
+  repository). DeepFashion full-body shots show the person about 0.90 of the image height, centred;
+  Market-1501's DPM crops about 0.92. Converted to keypoint-box heights with the ratio measured on the
+  demo images (keypoint box = 0.91 of the silhouette height) this gives 0.82 and 0.84, centred slightly
+  low (0.51) because there is more head above the eyes than foot below the ankles. Tune them with the
+  ``FramingParams`` fields if results look too small or too large.
 
 Cropping pads the parts of the frame outside the photo with the photo's border colour (per-channel
 median of the outermost ``border_width`` pixels), not black, because the training images have plain
@@ -62,7 +62,8 @@ class FramingParams:
     keypoint_center_y: vertical centre of that box / output height (0.5 = centred).
     box_fill: height of a tight person box (detector box) / output height.
     box_center_y: vertical centre of the person box / output height.
-    side_margin: least free width on each side of the box, in units of the box height.
+    side_margin: least free width on each side of the box, in units of the box height; the default 0.05 is
+        about a hand's length, so hands reaching past the wrists stay inside the frame.
     """
 
     keypoint_fill: float
