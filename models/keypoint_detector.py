@@ -56,7 +56,7 @@ class NoPersonFoundError(ValueError):
     """The detector found no person in an image; the message names the image."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
     """One detected person.
 
@@ -186,7 +186,7 @@ def load_keypoint_rcnn(weights: PathLike | None = None, *, device: str | torch.d
     path = find_keypoint_rcnn_weights(weights)
     try:
         state_dict = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch.load raises many types for a bad file; all mean the same
+    except Exception as e:  # re-raised with the file name; torch.load raises many types for a bad file
         raise ValueError(f'cannot read keypoint detector weights {path}: {type(e).__name__}: {e}') from e
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f'{path} is not a state_dict of tensors (expected {TORCHVISION_WEIGHTS_FILE} from '

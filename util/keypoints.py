@@ -90,7 +90,7 @@ class KeypointError(ValueError):
     """A keypoint file or array is unusable; the message names the file and says what to do."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Person:
     """One person's COCO-18 pose.
 
@@ -718,6 +718,8 @@ def smooth_keypoint_sequence(sequence, method: str = 'moving_average', **params:
 # --------------------------------------------------------------------------------------------------
 def write_openpose_json(path: PathLike, keypoints, scores=None) -> Path:
     """Write poses as OpenPose COCO-18 JSON (``pose_keypoints_2d``; missing joints as ``0, 0, 0``).
+
+    Coordinates and scores are rounded to 1/1000.
 
     Args:
         path: output ``.json`` (written atomically, parent folders created).

@@ -11,8 +11,8 @@ import pytest
 from util.io import save_pickle
 from util.keypoints import (COCO18_JOINT_NAMES, KEYPOINT_FORMATS, KeypointError, Person, body25_to_coco18,
                             check_keypoints, coco17_to_coco18, detect_format, list_keypoint_files, parse_people,
-                            read_keypoint_sequence, read_keypoints, read_people, select_person, smooth_keypoint_sequence,
-                            smooth_moving_average, smooth_one_euro, write_openpose_json)
+                            read_keypoint_sequence, read_keypoints, read_people, select_person,
+                            smooth_keypoint_sequence, smooth_moving_average, smooth_one_euro, write_openpose_json)
 
 # Joint orders written out independently of the module (OpenPose and COCO documentation).
 OPENPOSE_COCO18 = ['Nose', 'Neck', 'RShoulder', 'RElbow', 'RWrist', 'LShoulder', 'LElbow', 'LWrist', 'RHip', 'RKnee',
@@ -206,7 +206,8 @@ def test_plain_list_with_missing_and_confidence(tmp_path):
     kps = read_keypoints(path)
     assert (kps[3] == -1).all()
     np.testing.assert_allclose(np.delete(kps, 3, 0), np.delete(pose, 3, 0))
-    with_conf = _write_json(tmp_path / 'conf.json', [[x, y, 0.01 if j == 5 else 1.0] for j, (x, y) in enumerate(pose.tolist())])
+    rows_conf = [[x, y, 0.01 if j == 5 else 1.0] for j, (x, y) in enumerate(pose.tolist())]
+    with_conf = _write_json(tmp_path / 'conf.json', rows_conf)
     assert (read_keypoints(with_conf)[5] == -1).all()
     np.save(tmp_path / 'pose.npy', pose)
     np.testing.assert_allclose(read_keypoints(tmp_path / 'pose.npy'), pose)
