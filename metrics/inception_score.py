@@ -19,6 +19,7 @@ Masked IS multiplies every image by the pose mask of its target pose before clas
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,12 @@ INCEPTION_WEIGHTS_URL = ('https://github.com/toshas/torch-fidelity/releases/down
 TF_GRAPH_FILE = 'classify_image_graph_def.pb'
 TF_GRAPH_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
 TF_GRAPH_DIR = '/tmp/imagenet'
+# SHA-256 of classify_image_graph_def.pb (95,673,916 bytes). No checksum is published with the archive; this is the
+# value that several public evaluation repositories record (a README's "Expected SHA256 checksums", asset manifests
+# with the size, run reports) for the copy of the file that OpenAI re-hosts for guided-diffusion's evaluator,
+# https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/classify_image_graph_def.pb .
+# Public `ls -l` listings of the extracted inception-2015-12-05.tgz show the same size for the archive's copy.
+TF_GRAPH_SHA256 = '009d6814d1bc560d4e7b236e170e9b2d5ca6f4b57bd8037f6db05776204415c6'
 BACKENDS = ('torch', 'tf')
 DEFAULT_POSE_FILE = 'datasets/market1501/Label/pose_label.pkl'
 # An image classifier for IS: uint8 [N, H, W, 3] RGB -> class probabilities float64 [N, C].
@@ -158,19 +165,30 @@ class TFInceptionGraph:
     The graph's ``ExpandDims:0`` input (``float32 [1, H, W, 3]`` in [0, 255]) is replaced by a
     placeholder with a free batch size; logits are ``squeeze(pool_3, [1, 2]) · W`` (W feeding
     ``softmax/logits/MatMul``, no bias), squeezed on explicit axes so a batch of one image works.
+    The file must have the SHA-256 ``expected_sha256`` (default: the published hash of the real graph),
+    so a truncated download or another network cannot silently produce scores.
     """
 
-    def __init__(self, graph_dir: str | os.PathLike = TF_GRAPH_DIR) -> None:
+    def __init__(self, graph_dir: str | os.PathLike = TF_GRAPH_DIR, expected_sha256: str = TF_GRAPH_SHA256) -> None:
         tf = _import_tensorflow()
         graph_file = existing_file(
             Path(graph_dir) / TF_GRAPH_FILE, f'TF Inception graph {TF_GRAPH_FILE}',
             f'Download {TF_GRAPH_URL} and extract it into {graph_dir} '
-            f'(mkdir -p {graph_dir} && tar -xzf inception-2015-12-05.tgz -C {graph_dir}).')
+            f'(mkdir -p {graph_dir} && tar -xzf inception-2015-12-05.tgz -C {graph_dir}), '
+            f'or pass the folder holding {TF_GRAPH_FILE} with --tf_graph_dir.')
+        graph_bytes = graph_file.read_bytes()
+        actual_sha256 = hashlib.sha256(graph_bytes).hexdigest()
+        if actual_sha256 != expected_sha256.lower():
+            raise ValueError(
+                f'{graph_file}: SHA-256 {actual_sha256} does not match the expected {expected_sha256}. '
+                f'The file is damaged (e.g. an interrupted download) or not the 2015-12-05 Inception graph: '
+                f'extract it again from {TF_GRAPH_URL}. To score with this file on purpose, pass '
+                f'--tf_graph_sha256 {actual_sha256}.')
         v1 = tf.compat.v1
         graph = tf.Graph()
         with graph.as_default():
             graph_def = v1.GraphDef()
-            graph_def.ParseFromString(graph_file.read_bytes())
+            graph_def.ParseFromString(graph_bytes)
             self._images = v1.placeholder(tf.float32, [None, None, None, 3], name='is_images')
             (pool3,) = tf.import_graph_def(graph_def, input_map={'ExpandDims:0': self._images},
                                            return_elements=['pool_3:0'], name='')
@@ -181,6 +199,7 @@ class TFInceptionGraph:
         config.gpu_options.allow_growth = True
         self._sess = v1.Session(graph=graph, config=config)
         self.weights_path = graph_file
+        self.sha256 = actual_sha256
         self.description = f'TensorFlow {tf.__version__} graph {graph_file}'
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -189,12 +208,13 @@ class TFInceptionGraph:
 
 
 def build_inception_classifier(backend: str = 'torch', weights_path: str | os.PathLike | None = None,
-                               device: str | torch.device = 'cpu', tf_graph_dir: str | os.PathLike = TF_GRAPH_DIR):
+                               device: str | torch.device = 'cpu', tf_graph_dir: str | os.PathLike = TF_GRAPH_DIR,
+                               tf_graph_sha256: str = TF_GRAPH_SHA256):
     """The IS network of ``backend`` (``'torch'`` or ``'tf'``), as a :data:`ProbsFn`."""
     if backend == 'torch':
         return TorchFidelityInception(weights_path, device, features=('logits_unbiased',))
     if backend == 'tf':
-        return TFInceptionGraph(tf_graph_dir)
+        return TFInceptionGraph(tf_graph_dir, tf_graph_sha256)
     raise ValueError(f'unknown inception score backend {backend!r}; valid: {list(BACKENDS)}')
 
 
@@ -218,15 +238,16 @@ def _classifier_info(classifier) -> tuple[str, str | None]:
 
 def compute_inception_score(img_dir: str | os.PathLike, *, backend: str = 'torch',
                             weights_path: str | os.PathLike | None = None, device: str | torch.device = 'cpu',
-                            tf_graph_dir: str | os.PathLike = TF_GRAPH_DIR, batch_size: int = 100,
-                            n_splits: int = 10, seed: int | None = None, classifier: ProbsFn | None = None,
+                            tf_graph_dir: str | os.PathLike = TF_GRAPH_DIR, tf_graph_sha256: str = TF_GRAPH_SHA256,
+                            batch_size: int = 100, n_splits: int = 10, seed: int | None = None,
+                            classifier: ProbsFn | None = None,
                             load_fn: Callable[[Path], np.ndarray] = read_rgb) -> dict:
     """Inception score of the images in ``img_dir`` (SPEC §9.4).
 
     Args:
         img_dir: folder with ``*.jpg`` / ``*.png`` images (any size; not resized before the network).
-        backend, weights_path, device, tf_graph_dir: network choice (see :func:`build_inception_classifier`);
-            ignored when ``classifier`` is given.
+        backend, weights_path, device, tf_graph_dir, tf_graph_sha256: network choice (see
+            :func:`build_inception_classifier`); ignored when ``classifier`` is given.
         batch_size: images per forward pass (100 in the original; does not change the result).
         n_splits: number of splits (10).
         seed: seed of the shuffle of the image list (None: unseeded, like the original).
@@ -239,7 +260,7 @@ def compute_inception_score(img_dir: str | os.PathLike, *, backend: str = 'torch
     """
     paths = shuffle_paths(list_images(img_dir, IMAGE_EXTS), seed)
     if classifier is None:
-        classifier = build_inception_classifier(backend, weights_path, device, tf_graph_dir)
+        classifier = build_inception_classifier(backend, weights_path, device, tf_graph_dir, tf_graph_sha256)
     probs = predict_probs(paths, classifier, batch_size, load_fn)
     result = inception_score_from_probs(probs, n_splits)
     network, weights = _classifier_info(classifier)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from metrics.inception_score import (BACKENDS, DEFAULT_POSE_FILE, INCEPTION_WEIGHTS_FILE, TF_GRAPH_DIR, TF_GRAPH_FILE,
-                                     compute_inception_score, compute_masked_inception_score)
+                                     TF_GRAPH_SHA256, compute_inception_score, compute_masked_inception_score)
 from util.device import select_device
 
 
@@ -33,6 +33,9 @@ def build_parser(masked: bool = False) -> argparse.ArgumentParser:
     p.add_argument('--inception_weights', default=None,
                    help=f'torch backend: path of {INCEPTION_WEIGHTS_FILE} (default: torch hub cache)')
     p.add_argument('--tf_graph_dir', default=TF_GRAPH_DIR, help=f'tf backend: folder holding {TF_GRAPH_FILE}')
+    p.add_argument('--tf_graph_sha256', default=TF_GRAPH_SHA256,
+                   help=f'tf backend: expected SHA-256 of {TF_GRAPH_FILE} (default: the published hash of the '
+                        f'2015-12-05 graph)')
     p.add_argument('--batch_size', type=int, default=100, help='images per forward pass (does not change the score)')
     p.add_argument('--n_splits', type=int, default=10, help='number of splits')
     if masked:
@@ -50,7 +53,8 @@ def run(argv: Sequence[str] | None, masked: bool) -> dict:
     gpu_ids = opt.gpu_ids if opt.gpu_ids is not None else ('0' if torch.cuda.is_available() else '-1')
     device = select_device(gpu_ids)
     kwargs = dict(backend=opt.backend, weights_path=opt.inception_weights, device=device,
-                  tf_graph_dir=opt.tf_graph_dir, batch_size=opt.batch_size, n_splits=opt.n_splits, seed=opt.seed)
+                  tf_graph_dir=opt.tf_graph_dir, tf_graph_sha256=opt.tf_graph_sha256, batch_size=opt.batch_size,
+                  n_splits=opt.n_splits, seed=opt.seed)
     if masked:
         result = compute_masked_inception_score(opt.img_dir, pose_file=opt.pose_file,
                                                 pose_mask_transposed=bool(opt.pose_mask_transposed), **kwargs)
