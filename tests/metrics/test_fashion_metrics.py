@@ -1,4 +1,4 @@
-"""FashionIS and AttrRec-k: scores against loop implementations of SPEC §9.6, classifier loading and training."""
+"""FashionIS and AttrRec-k: scores against loops written after the original's recipes, classifier loading, training."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +35,7 @@ def reference_recall(scores, labels, k):
 
 
 def reference_ap(score_col, label_col):
-    """SPEC §9.6 mean-AP recipe for one attribute, with loops."""
+    """The original's mean-AP recipe for one attribute, with loops."""
     order = sorted(range(len(score_col)), key=lambda i: -score_col[i])
     n_pos = sum(label_col)
     tp, prec, rec = 0, [], []

@@ -1,4 +1,4 @@
-"""Inception score, masked IS and the folder/id helpers (SPEC §9.4, §9.5)."""
+"""Inception score, masked IS and the folder/id helpers."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Behaviour of the networks of SPEC §3-§4 on tiny configurations."""
+"""Behaviour of the networks on tiny configurations."""
 from __future__ import annotations
 
 import functools
@@ -68,7 +68,7 @@ def test_down_and_upsample_blocks():
     x = torch.randn(2, 4, 8, 6)
     assert down(x).shape == (2, 6, 4, 3)
     assert up(down(x)).shape == (2, 4, 8, 6)
-    # PixelShuffle ordering (SPEC §4): output channel c at (2h+i, 2w+j) is input channel 4c + 2i + j.
+    # PixelShuffle ordering: output channel c at (2h+i, 2w+j) is input channel 4c + 2i + j.
     y = torch.arange(8.0).view(1, 8, 1, 1)
     assert up[2](y).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     assert up[2](y)[0, 1].tolist() == [[4, 5], [6, 7]]

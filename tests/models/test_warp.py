@@ -1,4 +1,4 @@
-"""warp_acc_flow against hand-computed values (SPEC §5)."""
+"""warp_acc_flow against hand-computed values."""
 from __future__ import annotations
 
 import pytest

@@ -28,7 +28,7 @@ def test_train_writes_complete_checkpoints_and_logs(demo_root, tmp_path, capsys)
     assert not (exp / '1_net_netF.pth').exists()  # --save_epoch_freq 2
     log = (exp / 'train_log.txt').read_text()
     assert '[id: FlowReg_run  iter: 1  epoch: 1  lr: 0.0001]  EPE: ' in log
-    assert 'grad_flow: ' in log  # step 3 ran the per-loss gradient check (SPEC §7.4)
+    assert 'grad_flow: ' in log  # step 3 ran the per-loss gradient check
     items = (exp / 'vis' / 'vis_item_list.txt').read_text().split()
     assert items == ['img_1', 'img_2', 'joint_1', 'joint_2', 'seg_1', 'seg_2', 'flow_tar', 'flow_out', 'vis_tar',
                      'vis_out', 'flow_final']
@@ -68,7 +68,7 @@ def test_resume_continues_exactly_where_training_stopped(demo_root, tmp_path):
 
 
 def test_resume_from_original_layout_epoch_files(demo_root, tmp_path):
-    """The original resumed from ``<epoch>_net_netF.pth`` + ``<epoch>_optim_optim.pth`` (SPEC §7.6)."""
+    """The original resumed from ``<epoch>_net_netF.pth`` + ``<epoch>_optim_optim.pth``."""
     args = flow_args(demo_root, tmp_path, 'orig', '--n_epoch', '1', '--n_vis', '0')
     train_flow_regression_module.main(args)
     exp = tmp_path / 'FlowReg_orig'

@@ -16,7 +16,8 @@ def _opt(**kw):
 
 
 def test_step_schedule_matches_the_original_table():
-    # SPEC §7.5: flow defaults give 1e-4 for epochs 1-8, 5e-5 for 9-16, 2.5e-5 for 17-24, 1.25e-5 for 25-30.
+    # The original's step schedule with the flow defaults: 1e-4 for epochs 1-8, 5e-5 for 9-16, 2.5e-5 for 17-24,
+    # 1.25e-5 for 25-30.
     opt = _opt()
     expected = {1: 1e-4, 8: 1e-4, 9: 5e-5, 16: 5e-5, 17: 2.5e-5, 24: 2.5e-5, 25: 1.25e-5, 30: 1.25e-5}
     for epoch, lr in expected.items():
@@ -27,7 +28,7 @@ def test_step_schedule_matches_the_original_table():
 
 @pytest.mark.filterwarnings('ignore:Detected call of')
 def test_modern_steplr_would_decay_one_epoch_early():
-    # The trap SPEC §7.5 warns about: StepLR stepped at the start of each epoch already decays at epoch 8.
+    # The trap: a modern StepLR stepped at the start of each epoch already decays at epoch 8.
     p = torch.nn.Parameter(torch.zeros(1))
     optim = torch.optim.SGD([p], lr=1e-4)
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=8, gamma=0.5)
