@@ -168,9 +168,13 @@ class BaseDataset(Dataset):
                                 f'{self.image_size[0]}x{self.image_size[1]}; images are never resized, set '
                                 f'--image_size to the size on disk')
 
+    def image_path(self, img_id: str) -> Path:
+        """Where the image of ``img_id`` is: ``<data_root>/<img_dir>/<id>.jpg``."""
+        return self.img_dir / f'{img_id}.jpg'
+
     def read_image(self, img_id: str) -> np.ndarray:
         """``Img/img/<id>.jpg`` -> ``float32 [H, W, 3]`` RGB in [-1, 1] (OpenCV BGR -> RGB, /255, (x-0.5)/0.5)."""
-        path = self.img_dir / f'{img_id}.jpg'
+        path = self.image_path(img_id)
         data = self._read_bytes(path, 'image')
         if path.suffix.lower() in ('.jpg', '.jpeg') and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
             raise DataFileError(f'image {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)')
