@@ -350,6 +350,22 @@ def test_no_import_cycles(project):
     assert not cycles, 'module-level import cycles:\n' + '\n'.join(' <-> '.join(c) for c in cycles)
 
 
+def test_tests_do_not_import_conftest_modules():
+    """Fixtures come from conftest files through pytest; helpers come from importable helper modules."""
+    offenders = []
+    for path in sorted((REPO / 'tests').rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ''] + [alias.name for alias in node.names]
+            else:
+                continue
+            if any('conftest' in name.split('.') for name in names):
+                offenders.append(f'{path.relative_to(REPO)}:{node.lineno}')
+    assert not offenders, f'tests importing a conftest module: {offenders}'
+
+
 # ---------------------------------------------------------------------------------------- the checker, on fakes
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():

@@ -11,7 +11,7 @@ from metrics.fashion_classifiers import (build_classifier, eval_transform, find_
 from models.base_model import step_learning_rate
 from training.classifier import train_classifier
 from util.weights import StateDictMismatchError, load_state_dict_compat
-from tests.metrics.weights_fixtures import DF_IDS, classifier_weights, pair_stems, write_images
+from tests.metrics.weights_helpers import DF_IDS, classifier_weights, pair_stems, write_images
 from util.io import save_pickle
 from metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
                                    resolve_attr_label_file, target_labels)

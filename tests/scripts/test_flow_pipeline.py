@@ -10,7 +10,7 @@ import test_flow_regression_module
 import train_flow_regression_module
 from util.weights import safe_torch_load
 
-from .conftest import flow_args
+from tests.scripts.helpers import flow_args
 
 
 def _adam_steps(ckpt: dict) -> set[int]:
