@@ -12,7 +12,8 @@ from tests.data.helpers import SMALL_CONFIG
 
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Read-only small demo dataset (128x64). Tests that modify files use ``demo_copy``."""
+    """Read-only small demo dataset (128x64, ``SMALL_CONFIG``); overrides the pipeline dataset of the same name in
+    tests/conftest.py for the data tests. Tests that modify files use ``demo_copy``."""
     root = tmp_path_factory.mktemp('demo') / 'demo'
     generate_demo_dataset(root, SMALL_CONFIG, workers=1, verbose=False)
     return root

@@ -1,10 +1,11 @@
-"""The shared model bookkeeping: learning-rate schedules."""
+"""The shared model bookkeeping: learning-rate schedules and the per-loss gradient check."""
 from argparse import Namespace
 
 import pytest
 import torch
+from torch import nn
 
-from models.base_model import learning_rate_at, step_learning_rate
+from models.base_model import BaseModel, learning_rate_at, step_learning_rate
 
 
 def _opt(**kw):
@@ -57,3 +58,101 @@ def test_step_learning_rate():
     assert [step_learning_rate(1e-4, e, 10, 0.1) for e in (1, 10, 11, 26)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-6])
     with pytest.raises(ValueError, match='1-based'):
         step_learning_rate(1e-4, 0, 10, 0.1)
+
+
+def bare_model(tmp_path, **opt) -> BaseModel:
+    """A BaseModel with two Adam optimizers (``optim`` at 1e-3, ``optim_D`` at 1e-4) over two scalars."""
+    model = BaseModel(Namespace(device='cpu', is_train=True, expr_dir=tmp_path, **opt))
+    model.optimizers = {'optim': model._make_optimizer([nn.Parameter(torch.zeros(1))], 1e-3, (0.5, 0.999), 0),
+                        'optim_D': model._make_optimizer([nn.Parameter(torch.zeros(1))], 1e-4, (0.5, 0.999), 0)}
+    return model
+
+
+def rates(model: BaseModel) -> dict[str, float]:
+    return {name: optim.param_groups[0]['lr'] for name, optim in model.optimizers.items()}
+
+
+def test_update_learning_rate_applies_each_optimizers_own_base_rate(tmp_path):
+    model = bare_model(tmp_path, lr_policy='lambda', n_epoch=2, n_epoch_decay=3)
+    assert model.update_learning_rate(1) == pytest.approx(1e-3)
+    assert rates(model) == pytest.approx({'optim': 1e-3, 'optim_D': 1e-4})
+    assert model.update_learning_rate(4) == pytest.approx(0.5e-3)
+    assert rates(model) == pytest.approx({'optim': 0.5e-3, 'optim_D': 0.5e-4})
+    assert model.base_learning_rates() == pytest.approx({'optim': 1e-3, 'optim_D': 1e-4})
+
+
+@pytest.mark.parametrize('mode, worse, better', [('min', 1.0, 0.5), ('max', 0.5, 0.9)])
+def test_plateau_schedule_steps_on_the_metric_in_the_models_direction(mode, worse, better, tmp_path):
+    model = bare_model(tmp_path, lr_policy='plateau')
+    model.setup_plateau(mode)
+    assert set(model.plateau) == {'optim', 'optim_D'}
+    model.update_learning_rate(50)  # the epoch schedule leaves plateau-driven rates alone
+    assert rates(model) == pytest.approx({'optim': 1e-3, 'optim_D': 1e-4})
+    model.step_plateau(worse)
+    for _ in range(5):  # patience: five validations without improvement are tolerated
+        model.step_plateau(worse)
+    model.step_plateau(better)  # an improvement in the model's direction resets the count
+    for _ in range(5):
+        model.step_plateau(better)
+    assert rates(model) == pytest.approx({'optim': 1e-3, 'optim_D': 1e-4})
+    model.step_plateau(better)  # the sixth in a row without improvement: factor 0.2
+    assert rates(model) == pytest.approx({'optim': 2e-4, 'optim_D': 2e-5})
+    # The schedule's state is part of the training state (the resume test of the loop relies on it).
+    assert model.training_state()['plateau']['optim']['num_bad_epochs'] == 0
+
+
+def test_plateau_is_off_under_other_policies(tmp_path):
+    model = bare_model(tmp_path, lr_policy='step')
+    model.setup_plateau('min')
+    assert model.plateau == {}
+
+
+# --- per-loss gradient norms ------------------------------------------------------------------------------------
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 2, 1)
+        self.frozen = nn.Conv2d(2, 2, 1)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        return self.frozen(self.conv2(torch.relu(self.conv1(x))))
+
+
+def weighted_losses(net: nn.Module, other: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Three weighted losses; the first reaches only ``conv2.bias`` (the other parameters have no gradient yet when
+    the second loss is back-propagated); the last also reaches a network that is not checked."""
+    out = net(x)
+    return {'bias': 3.0 * net.conv2.bias.pow(2).sum(),
+            'l1': 2.0 * out.abs().mean(),
+            'l2': 0.5 * (other(out) ** 2).mean()}
+
+
+def test_grad_check_norms_equal_independent_per_loss_gradients(tmp_path):
+    torch.manual_seed(0)
+    net, other = TinyNet(), nn.Conv2d(2, 2, 1)
+    x = torch.randn(2, 3, 8, 8)
+    params = [p for p in net.parameters() if p.requires_grad]
+    assert len(params) == 4  # conv1/conv2 weight and bias; the frozen layer is not counted
+
+    # Reference: each weighted loss differentiated on its own, sum over parameters of the L2 norm of its gradient.
+    losses = weighted_losses(net, other, x)
+    expected = {}
+    for name, loss in losses.items():
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        expected[f'grad_{name}'] = sum(float(g.norm(2)) for g in grads if g is not None)
+    assert expected['grad_bias'] == pytest.approx(float((6.0 * net.conv2.bias.detach()).norm(2)), rel=1e-6)
+
+    norms = bare_model(tmp_path).backward_with_grad_check(weighted_losses(net, other, x), net)
+    assert list(norms) == ['grad_bias', 'grad_l1', 'grad_l2']
+    assert norms == pytest.approx(expected, rel=1e-5)
+    assert len(set(norms.values())) == 3  # three different numbers, not one total repeated
+    accumulated = [p.grad.clone() for p in params]
+    assert net.frozen.weight.grad is None
+
+    # The accumulated gradient equals that of one combined backward: the optimisation step is unaffected.
+    net.zero_grad(set_to_none=True)
+    sum(weighted_losses(net, other, x).values()).backward()
+    for p, acc in zip(params, accumulated):
+        assert torch.allclose(acc, p.grad, rtol=1e-5, atol=1e-8)

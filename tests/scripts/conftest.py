@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tests: a small demo dataset and a tiny trained flow module, built once per session.
+"""Fixtures of the end-to-end tests: a tiny trained flow module, built once per session (on ``demo_root``, the
+shared dataset of tests/conftest.py).
 
 The scripts folder is put on ``sys.path`` here, as running ``python scripts/<name>.py`` does, so that the test
 modules can import the scripts by name.
@@ -10,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data.synthetic import generate_demo_dataset
-from tests.scripts.helpers import PIPELINE_CONFIG, flow_args
+from tests.helpers import flow_args
 
 SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts'
 if str(SCRIPTS) not in sys.path:
@@ -21,13 +21,6 @@ if str(SCRIPTS) not in sys.path:
 @pytest.fixture(autouse=True)
 def _one_torch_thread(single_thread_torch):
     """Tiny networks: one torch thread (see ``single_thread_torch`` in tests/conftest.py)."""
-
-
-@pytest.fixture(scope='session')
-def demo_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('pipeline') / 'demo'
-    generate_demo_dataset(root, PIPELINE_CONFIG, workers=1, verbose=False)
-    return root
 
 
 @pytest.fixture(scope='session')

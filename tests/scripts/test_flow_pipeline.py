@@ -11,7 +11,7 @@ import test_flow_regression_module
 import train_flow_regression_module
 from util.weights import safe_torch_load
 
-from tests.scripts.helpers import flow_args
+from tests.helpers import flow_args
 
 
 def _adam_steps(ckpt: dict) -> set[int]:

@@ -1,7 +1,8 @@
-"""Helpers of the end-to-end tests: the pipeline dataset's configuration and the scripts' common arguments.
+"""Helpers shared by several test packages: the pipeline dataset's configuration and the training command lines'
+common arguments.
 
-The scripts' ``main(argv)`` are called in-process with tiny networks (``--nf 8``, ``--G_nf 8``), a few steps, no
-loader workers and no TensorBoard, so every pipeline test runs in seconds on a CPU.
+The training scripts' ``main(argv)`` (and the training loop) run in-process with tiny networks (``--nf 8``,
+``--G_nf 8``), a few steps, no loader workers and no TensorBoard, so every pipeline test runs in seconds on a CPU.
 """
 from __future__ import annotations
 
