@@ -68,9 +68,6 @@ FUNCTION_LOCAL_IMPORTS: dict[tuple[str, str, str], str] = {
         'import torch',
     ('data.synthetic', 'self_check', 'data.synthetic.check'):
         'the warp self-check needs torch; the generator (numpy/cv2 only) must not import it',
-    ('data.base_dataset', 'BaseDataset.__init__', 'data.synthetic'):
-        'the demo completeness check is only needed for --dataset_name demo. A weak reason (data.synthetic is '
-        'light and base_dataset already imports torch): a candidate for a module-level import',
 }
 
 
