@@ -15,7 +15,7 @@ from data.data_loader import DATASET_TYPES, create_dataset, make_dataloader
 from data.flow_dataset import FlowDataset, shift_augment
 from data.pose_transfer_dataset import PoseTransferDataset, affine_augment, affine_matrix, hue_jitter
 from util.flow_util import warp_acc_flow
-from tests.data.conftest import make_opt
+from tests.data.helpers import make_opt
 from util.flow_util import CorrFileError, read_corr
 from util.io import load_json, save_json
 
