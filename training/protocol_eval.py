@@ -215,7 +215,8 @@ class Batch:
     pos: np.ndarray                 # int [n]: positions in the protocol's pair order
     pairs: list[Pair]
     gen: torch.Tensor               # uint8 [n, H, W, 3] on the device
-    tgt: torch.Tensor               # uint8 [n, H, W, 3] on the device, after the target uint8 rule
+    tgt: torch.Tensor               # uint8 [n, H, W, 3] on the device, after the target uint8 rule (SSIM, PSNR)
+    tgt_file: torch.Tensor          # uint8 [n, H, W, 3] on the device, the target file's pixels (LPIPS, FID)
     keypoints: np.ndarray | None    # float64 [n, 18, 2] (x, y) of the targets in the protocol's frame
 
     @property
@@ -362,7 +363,7 @@ class FIDRunner(FeatureRunner):
     def update(self, batch: Batch) -> None:
         super().update(batch)
         if self.real_paths is None:  # real set = the targets of the evaluated pairs
-            rows = self.extract(batch.tgt.cpu().numpy())
+            rows = self.extract(batch.tgt_file.cpu().numpy())
             if self.target_rows is None:
                 self.target_rows = np.full((self.n, rows.shape[1]), np.nan, dtype=rows.dtype)
             self.target_rows[batch.pos] = rows
@@ -452,11 +453,11 @@ def _build_lpips(ctx: _Context, name: str) -> Runner:
 
     def fn(b: Batch) -> torch.Tensor:
         if name == 'lpips':
-            return lpips_arrays(model, b.gen, b.tgt)
+            return lpips_arrays(model, b.gen, b.tgt_file)
         if mask_settings.apply == 'signed':  # GFLA: multiplied after the scaling to [-1, 1]
-            return lpips_arrays(model, b.gen, b.tgt, masks(b))
+            return lpips_arrays(model, b.gen, b.tgt_file, masks(b))
         m = masks(b)
-        return lpips_arrays(model, _masked_uint8(b.gen, m), _masked_uint8(b.tgt, m))
+        return lpips_arrays(model, _masked_uint8(b.gen, m), _masked_uint8(b.tgt_file, m))
 
     runner = PerImageRunner(name, ctx.n, fn, reduce='drop_mean', batch_size=s.batch_size,
                             drop_remainder=s.drop_remainder)
@@ -588,8 +589,10 @@ def _sha256(path: Path) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    out = {'python': '.'.join(map(str, sys.version_info[:3]))}
+    out = {'python': '.'.join(map(str, sys.version_info[:3])), 'torch': torch.__version__}
     for name in VERSIONED_PACKAGES:
+        if name in out:
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -722,10 +725,12 @@ def evaluate_results(cfg: EvalConfig) -> dict[str, Any]:
         bar.update(min(cfg.batch_size, n - start))
         if not pos:
             continue
+        tgt_file = np.stack(tgts)
         batch = Batch(
             pos=np.asarray(pos), pairs=[pairs[i] for i in pos],
             gen=torch.from_numpy(np.stack(gens)).to(ctx.device),
-            tgt=torch.from_numpy(target_uint8(np.stack(tgts), protocol.image.target_uint8)).to(ctx.device),
+            tgt=torch.from_numpy(target_uint8(tgt_file, protocol.image.target_uint8)).to(ctx.device),
+            tgt_file=torch.from_numpy(tgt_file).to(ctx.device),
             keypoints=np.stack(kps) if need_keypoints else None)
         for runner in runners:
             runner.update(batch)
