@@ -36,7 +36,8 @@ scikit-image 0.14, PyTorch 0.4.0):
   split and LPIPS alex v0.1 over all pairs.
 
 ``gfla`` — GFLA's own evaluation (RenYurui/Global-Flow-Local-Attention at 3afa8fe, ``script/metrics.py`` and
-``script/inception.py``, unchanged since its first commit; README ``PERSON_IMAGE_GENERATION.md``):
+``script/inception.py``, unchanged since they were added in February 2020; ``requirement.txt``: torch 1.0.0,
+torchvision 0.2.1, scikit-image unpinned; README ``PERSON_IMAGE_GENERATION.md``, section "Evaluation"):
 
 * sizes: GFLA evaluates DeepFashion at **256x256**: its loader resizes to 256x256 (``data/fashion_dataset.py``,
   ``load_size=256``) and its author states that ground truth and training set are the high-resolution photos
@@ -50,23 +51,30 @@ scikit-image 0.14, PyTorch 0.4.0):
   scikit-image 0.15-0.17 of the time an 11-tap filter (truncate 3.5; 0.14 would give 13 taps,
   ``--set ssim_gauss.truncate=4.0 --set ssim_gauss.window=11``).
 * PSNR: ``compare_psnr(gt, pred, data_range=1)`` on the float32 [0, 1] images. Plain means over pairs.
-* FID: :mod:`metrics.fid_torchvision` (torchvision Inception-v3, early pytorch-fid normalisation, batches of
-  64 with the remainder dropped), real set = the whole training set (README: "the real data distributions are
-  calculated over the whole training set").
+* FID: :mod:`metrics.fid_torchvision` (``script/inception.py``: torchvision Inception-v3 blocks to the 2048-d
+  pool, bilinear resize to 299, early pytorch-fid normalisation; ``script/metrics.py`` ``FID``: batches of 64,
+  shrunk to N below 64, remainder dropped), real set = the whole training set (README: "the real data
+  distributions are calculated over the whole training set"; command ``--fid_real_path train_256``). Differences:
+  GFLA's FID takes every ``*.jpg`` then ``*.png`` of the results folder in file-system order (so which images the
+  dropped remainder removes is arbitrary) and caches ``statistics.npz`` in both folders; here the generated set
+  is the matched pairs in sorted-name order, the real set the training images in sorted-id order, no cache.
 * LPIPS: PerceptualSimilarity ``DistModel(model='net-lin', net='alex')``, version 0.1, inputs
   ``float32(v) / 127.5 - 1``, batches of 64 with the remainder dropped, mean of the distances.
 * mask-LPIPS (Market, ``--calculate_mask``): the target's mask (keypoints ``(y, x)`` drawn row = y, so not
   transposed; radius 4; 5x5 closing; no ``+1e-8``; ``produce_ma_mask``), multiplied into both images after the
   scaling to [-1, 1]. GFLA read the keypoints from its ``market-annotation-test.csv``; here from the dataset's
   pose file.
+* Data: GFLA's ``test_256`` / ``train_256`` were never published; this protocol reproduces GFLA's metric code on
+  this project's images (docs/evaluation.md).
 
 ``gfla_256x176`` — GFLA's metric settings on 256x176 DeepFashion images, the size later tables (PATN, PISE,
 NTED, PIDM, CFLD and the papers copying their baselines) use. How 256x176 is produced differs between papers, so
 it is a setting: ``image.resize_rule`` ``center_crop`` (default; columns 40..215 of a 256x256 image, PATN's
 ``img[:, 40:-40]``, exact pixels, meaningful when the 256x256 images carry the In-shop low-resolution white side
-bands), ``cv2_bilinear`` (PIDM) or ``pil_bicubic`` (closest to NTED/CFLD, who resized the high-resolution photos).
-PIDM's Gaussian SSIM used sigma 1.2 (``--set ssim_gauss.sigma=1.2``); CFLD kept every image for FID
-(``--set fid.drop_remainder=false``).
+bands), ``cv2_bilinear`` (PIDM ``utils/metrics.py``: ``cv2.resize(..., (176, 256))`` of the FID images) or
+``pil_bicubic`` (closest to NTED/CFLD, who resized the high-resolution photos). PIDM's Gaussian SSIM used sigma 1.2
+(``utils/metrics.py``; ``--set ssim_gauss.sigma=1.2``); CFLD kept every image for FID
+(``--set fid.drop_remainder=false``; from an earlier reading, not re-checked).
 """
 from __future__ import annotations
 

@@ -1,18 +1,24 @@
 """The configurable SSIM and PSNR of the evaluation protocols against scikit-image called with the same
-parameters, the pose masks, and the averaging rules."""
+parameters, the pose masks, the averaging rules, and GFLA's torchvision-Inception FID."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from metrics.averaging import AveragingSettings, average, n_used
+from metrics.fid import frechet_distance
+from metrics.fid_torchvision import (TorchvisionInceptionPool, find_torchvision_inception_weights,
+                                     frechet_distance_sqrtm)
 from metrics.pose_mask import PoseMaskSettings, pose_masks
 from metrics.psnr import PSNRSettings, psnr_batch
 from metrics.ssim import SSIMSettings, apply_mask, ssim_batch, ssim_configurable, ssim_map_configurable
 from util.pose_util import get_pose_mask
+
+from tests.metrics.weights_helpers import torchvision_inception_weights
 
 TOL = 1e-10
 
@@ -168,3 +174,37 @@ def test_averaging_rules():
     assert n_used(130, 64, False) == 130
     with pytest.raises(ValueError, match='rule'):
         AveragingSettings('median')
+
+
+def test_torchvision_fid_features_are_inception_v3_pool_with_the_early_pytorch_fid_mapping(tmp_path_factory):
+    """GFLA's FID network: torchvision's Inception-v3 up to the 2048-d pool (no transform_input), on
+    ``float32(v) / 255`` resized bilinearly to 299 and mapped by ``x·std/0.5 + (mean - 0.5)/0.5``. Both weight
+    files (today's, and the legacy pickle without num_batches_tracked) load."""
+    images = _pair(5, 2, 64, 48)[0]
+    path = torchvision_inception_weights(tmp_path_factory)
+    feats = TorchvisionInceptionPool(path).features(images)
+    assert feats.shape == (2, 2048) and feats.dtype == np.float64
+
+    net = torchvision.models.Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False)
+    net.load_state_dict(torch.load(path, weights_only=True))
+    net.fc = torch.nn.Identity()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    x = torch.nn.functional.interpolate(x, size=(299, 299), mode='bilinear', align_corners=False)
+    for c, (mean, std) in enumerate(zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
+        x[:, c] = x[:, c] * (std / 0.5) + (mean - 0.5) / 0.5
+    with torch.no_grad():
+        expected = net.eval()(x).double().numpy()
+    np.testing.assert_allclose(feats, expected, rtol=0, atol=1e-5)
+
+    legacy = torchvision_inception_weights(tmp_path_factory, legacy=True)
+    np.testing.assert_array_equal(TorchvisionInceptionPool(legacy).features(images), feats)
+    with pytest.raises(FileNotFoundError, match='--fid_weights'):
+        find_torchvision_inception_weights(legacy.parent / 'absent.pth')
+
+
+def test_sqrtm_frechet_distance_agrees_with_the_exact_one():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(60, 8)), rng.normal(0.3, 1.2, size=(70, 8))
+    assert frechet_distance_sqrtm(a, b) == pytest.approx(frechet_distance(a, b), rel=1e-9)
+    with pytest.raises(ValueError, match='feature sets'):
+        frechet_distance_sqrtm(a[:1], b)
