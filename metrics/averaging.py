@@ -48,7 +48,7 @@ def average(values: np.ndarray, settings: AveragingSettings) -> float:
 
 
 def n_used(n: int, batch_size: int, drop_remainder: bool) -> int:
-    """How many of ``n`` images a batch-wise metric uses: all, or GFLA's ``(n // b) · b`` with ``b = min(batch, n)``."""
+    """How many of ``n`` images a batch-wise metric uses: all, or GFLA's ``(n // b) · b``, ``b = min(batch, n)``."""
     if not drop_remainder or n == 0:
         return n
     b = min(batch_size, n)

@@ -1,7 +1,6 @@
 """Evaluate a folder of generated images under a named protocol (every metric in one pass over the images).
 
-    python scripts/evaluate.py --results_dir checkpoints/PoseTransfer_0.5/output --dataset_name deepfashion \
-        --protocol intrinsic_flow
+    python scripts/evaluate.py --results_dir checkpoints/PoseTransfer_0.5/test_test_best --protocol intrinsic_flow
     python scripts/evaluate.py --results_dir ... --protocol gfla [--real_dir <training images>]
     python scripts/evaluate.py --results_dir ... --metrics ssim,mask_ssim,psnr,lpips,fid --out report.json
     python scripts/evaluate.py --test_json checkpoints/PoseTransfer_0.5/test_metrics_test_epochbest.json --protocol gfla
@@ -110,10 +109,10 @@ def config_from_args(opt: argparse.Namespace) -> EvalConfig:
     fields.setdefault('dataset_name', 'deepfashion')
     fields = {k: v for k, v in fields.items() if v is not None}
     device = opt.device or str(select_device(opt.gpu_ids))
-    weights = WeightPaths(inception=opt.inception_weights, tf_graph_dir=opt.tf_graph_dir, fid_torchvision=opt.fid_weights,
-                          alexnet=opt.alexnet_weights, checkpoints_dir=opt.checkpoints_dir,
-                          fashion_inception=opt.fashion_inception_weights, fashion_attr=opt.fashion_attr_weights,
-                          attr_labels=opt.attr_label_file)
+    weights = WeightPaths(inception=opt.inception_weights, tf_graph_dir=opt.tf_graph_dir,
+                          fid_torchvision=opt.fid_weights, alexnet=opt.alexnet_weights,
+                          checkpoints_dir=opt.checkpoints_dir, fashion_inception=opt.fashion_inception_weights,
+                          fashion_attr=opt.fashion_attr_weights, attr_labels=opt.attr_label_file)
     metrics = [m.strip() for m in opt.metrics.split(',') if m.strip()] if opt.metrics else None
     return EvalConfig(**fields, protocol=opt.protocol, overrides=opt.overrides, metrics=metrics, gt_dir=opt.gt_dir,
                       pose_file=opt.pose_file, real_dir=opt.real_dir, weights=weights, device=device,

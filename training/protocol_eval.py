@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from data.base_dataset import BaseDataset, DataFileError
+from data.download import sha256sum
 from metrics.attr_rec import load_attr_labels, mean_average_precision, match_label_key, recall_at_k, \
     resolve_attr_label_file
 from metrics.averaging import average, n_used
@@ -580,14 +580,6 @@ class _Skips:
         return '; '.join(parts)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def package_versions() -> dict[str, str]:
     out = {'python': '.'.join(map(str, sys.version_info[:3])), 'torch': torch.__version__}
     for name in VERSIONED_PACKAGES:
@@ -761,7 +753,7 @@ def evaluate_results(cfg: EvalConfig) -> dict[str, Any]:
         if hasattr(runner, 'description'):
             results[runner.name]['network'] = runner.description
         for role, path in runner.weights.items():
-            weights[f'{runner.name} {role}'] = {'path': str(path), 'sha256': _sha256(Path(path))}
+            weights[f'{runner.name} {role}'] = {'path': str(path), 'sha256': sha256sum(path)}
     if cfg.strict and skipped_metrics:
         raise EvaluationError(f'--strict: metrics failed: {skipped_metrics}')
 
