@@ -100,3 +100,17 @@ def test_released_models_check_lists_what_is_missing(tmp_path):
     assert 'PoseTransfer_0.5 (deepfashion, full): missing' in proc.stdout
     assert 'PoseTransfer_m0.5 (market, full): missing' in proc.stdout
     assert 'nothing was run' in proc.stderr
+
+
+def test_released_models_check_names_each_missing_file(tmp_path):
+    """A model folder without its networks, flow module and dataset: every missing item with its command."""
+    exp = tmp_path / 'checkpoints' / 'PoseTransfer_m0.5'
+    exp.mkdir(parents=True)
+    (exp / 'train_opt.json').write_text(json.dumps({'G_pix_warp': 1, 'dataset_name': 'market',
+                                                    'pretrained_flow_id': 'FlowReg_m0.1'}))
+    missing = missing_for_model('m0.5', tmp_path / 'checkpoints', root=tmp_path)
+    assert [m.split(' (')[0] for m in missing] == [
+        str(exp / 'best_net_netG.pth'), str(exp / 'best_net_netPW.pth'),
+        f"{tmp_path / 'checkpoints' / 'FlowReg_m0.1'}", str(tmp_path / 'datasets' / 'market1501')]
+    assert missing[0].endswith('bash scripts/download_models.sh)')
+    assert missing[-1].endswith('bash scripts/download_market1501.sh)')
