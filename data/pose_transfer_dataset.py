@@ -109,7 +109,7 @@ class PoseTransferDataset(BaseDataset):
             sc = float(opt.aug_scale_range) ** np.random.uniform(-1, 1)
             matrix = affine_matrix(sc, dx, dy, (h, w), opt.aug_affine_hw_order)
             img_2, seg_2, joint_c_2, corr, vis = affine_augment(img_2, seg_2, joint_c_2, corr, vis, matrix)
-        flow = corr_to_flow(corr, vis)
+        flow = corr_to_flow(corr, vis, channels_first=True).transpose(1, 2, 0)  # to_chw needs no copy
         flow[..., 0] = np.clip(flow[..., 0], -w, w)
         flow[..., 1] = np.clip(flow[..., 1], -h, h)
         if self.augment and opt.aug_color_jit:
