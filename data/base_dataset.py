@@ -174,10 +174,11 @@ class BaseDataset(Dataset):
                                 f'{self.image_size[0]}x{self.image_size[1]}; images are never resized, set '
                                 f'--image_size to the size on disk')
 
-    def read_image(self, img_id: str) -> np.ndarray:
+    def read_image(self, img_id: str, contiguous: bool = False) -> np.ndarray:
         """``Img/img/<id>.jpg`` -> ``float32 [H, W, 3]`` RGB in [-1, 1] (OpenCV BGR -> RGB, /255, (x-0.5)/0.5).
 
-        The array is a view of channel-first memory, so :func:`to_chw` passes it on without a copy.
+        By default the array is a view of channel-first memory, so :func:`to_chw` passes it on without a
+        copy; ``contiguous=True`` gives a C-contiguous array instead, which OpenCV warps read without a copy.
         """
         path = self.img_dir / f'{img_id}.jpg'
         data = self._read_bytes(path, 'image')
@@ -187,6 +188,8 @@ class BaseDataset(Dataset):
         if img is None:
             raise DataFileError(f'image {path} cannot be decoded ({data.size} bytes)')
         self._check_size(path, img, 'image')
+        if contiguous:
+            return cv2.LUT(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), _LEVEL_TO_UNIT)
         rgb = np.empty((3,) + img.shape[:2], dtype=np.float32)
         for channel, plane in enumerate(reversed(cv2.split(img))):  # BGR -> RGB
             cv2.LUT(plane, _LEVEL_TO_UNIT, dst=rgb[channel])

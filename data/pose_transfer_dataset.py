@@ -98,7 +98,7 @@ class PoseTransferDataset(BaseDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         opt = self.opt
         id_1, id_2 = self.pairs[index]
-        img_1, img_2 = self.read_image(id_1), self.read_image(id_2)
+        img_1, img_2 = self.read_image(id_1), self.read_image(id_2, contiguous=self.augment)
         joint_c_1, joint_c_2 = self.read_joints(id_1), self.read_joints(id_2)
         seg_1, seg_2 = self.read_seg(id_1), self.read_seg(id_2)
         corr, vis = self.read_corr(id_1, id_2)
