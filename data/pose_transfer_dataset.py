@@ -110,8 +110,8 @@ class PoseTransferDataset(BaseDataset):
             matrix = affine_matrix(sc, dx, dy, (h, w), opt.aug_affine_hw_order)
             img_2, seg_2, joint_c_2, corr, vis = affine_augment(img_2, seg_2, joint_c_2, corr, vis, matrix)
         flow = corr_to_flow(corr, vis, channels_first=True).transpose(1, 2, 0)  # to_chw needs no copy
-        flow[..., 0] = np.clip(flow[..., 0], -w, w)
-        flow[..., 1] = np.clip(flow[..., 1], -h, h)
+        np.clip(flow[..., 0], -w, w, out=flow[..., 0])
+        np.clip(flow[..., 1], -h, h, out=flow[..., 1])
         if self.augment and opt.aug_color_jit:
             img_1, img_2 = hue_jitter(img_1, img_2, np.random.uniform(-HUE_JITTER, HUE_JITTER))
         return self.make_item(id_1, id_2, img_1, img_2, joint_c_1, joint_c_2, seg_1, seg_2, flow, vis, (w, h))

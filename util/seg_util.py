@@ -33,7 +33,8 @@ def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES, channels_
         raise ValueError(f'seg_label_to_map: seg_label must be [H, W] or [H, W, 1], got shape {seg_label.shape}')
     integer_labels = seg_label.dtype.kind in 'ui'
     # Integer labels only need a range check; min/max is much cheaper than masking every pixel.
-    if not integer_labels or (seg_label.size and (seg_label.min() < 0 or seg_label.max() >= nc)):
+    if not integer_labels or (seg_label.size and ((seg_label.dtype.kind == 'i' and seg_label.min() < 0)
+                                                  or seg_label.max() >= nc)):
         bad = np.unique(seg_label[(seg_label < 0) | (seg_label >= nc) | (seg_label != np.round(seg_label))])
         if bad.size:
             raise ValueError(f'seg_label_to_map: labels must be integers in [0, {nc}), found {bad.tolist()[:10]}')
