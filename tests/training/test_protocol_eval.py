@@ -316,3 +316,24 @@ def test_markdown_table_combines_reports(demo_root, results_dir, weights):
     lines = markdown_table([a, b]).splitlines()
     assert lines[0] == '| model | protocol | images | SSIM | PSNR |'
     assert lines[2].startswith('| A | intrinsic_flow | 12 | – |') and lines[3].startswith('| B | gfla | 12 |')
+
+
+def test_gt_dir_targets_give_the_same_values(demo_root, results_dir, weights, capsys):
+    """--gt_dir (+ --pose_file) instead of the dataset: same pairs, same values; without --real_dir the FID real
+    set is unknown, which skips FID with the reason."""
+    by_split = evaluate_results(_config(results_dir, demo_root, weights, protocol='gfla',
+                                        metrics=['ssim', 'psnr', 'mask_ssim']))
+    by_folder = evaluate_results(EvalConfig(
+        results_dir=str(results_dir), dataset_name='demo', protocol='gfla',
+        metrics=['ssim', 'psnr', 'mask_ssim', 'fid'],
+        gt_dir=str(demo_root / 'Img' / 'img'), pose_file=str(demo_root / 'Label' / 'pose_label.pkl'),
+        weights=weights, progress=False))
+    for name in ('ssim', 'psnr', 'mask_ssim'):
+        assert by_folder['metrics'][name]['value'] == by_split['metrics'][name]['value']
+    assert by_folder['images']['n_used'] == 12 and by_folder['images']['n_split_pairs'] is None
+    assert '--real_dir' in by_folder['skipped_metrics']['fid']
+    # Without a pose file the masked metrics are skipped, the others run.
+    no_pose = evaluate_results(EvalConfig(results_dir=str(results_dir), dataset_name='demo', protocol='gfla',
+                                          metrics=['psnr', 'mask_ssim'], gt_dir=str(demo_root / 'Img' / 'img'),
+                                          weights=weights, progress=False))
+    assert set(no_pose['metrics']) == {'psnr'} and '--pose_file' in no_pose['skipped_metrics']['mask_ssim']
