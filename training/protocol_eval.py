@@ -41,14 +41,14 @@ from metrics.fid_torchvision import TorchvisionInceptionPool, frechet_distance_s
 from metrics.image_folder import IMAGE_EXTS, list_images, split_pair_name
 from metrics.image_prep import ImageReadError, decode_image, resize_image, target_uint8, transform_keypoints
 from metrics.inception_score import (TF_GRAPH_DIR, TF_GRAPH_SHA256, TorchFidelityInception, TFInceptionGraph,
-                                     inception_score_from_probs)
+                                     inception_score_from_probs, load_pose_labels)
 from metrics.lpips_metric import build_lpips, lpips_arrays
 from metrics.pose_mask import PoseMaskSettings, pose_masks
 from metrics.protocols import MASKED_METRICS, METRIC_NAMES, Protocol, customize, get_protocol
 from metrics.psnr import psnr_batch
 from metrics.ssim import ssim_configurable
 from options.pose_transfer_options import POSE_PRESETS
-from util.io import load_pickle, save_json
+from util.io import save_json
 
 MAX_LISTED_SKIPS = 200
 # Display name and number format of each metric in the Markdown tables.
@@ -174,7 +174,7 @@ class FolderTargets:
         self.gt = {p.stem: p for p in list_images(cfg.gt_dir, IMAGE_EXTS)}
         self.poses = None
         if cfg.pose_file is not None:
-            self.poses = load_pickle(cfg.pose_file)
+            self.poses = load_pose_labels(cfg.pose_file)
         self.native_size = None
         self.n_pairs = None
         self.description = {'gt_dir': str(cfg.gt_dir), 'pose_file': cfg.pose_file}
@@ -197,10 +197,7 @@ class FolderTargets:
     def keypoints(self, image_id: str) -> np.ndarray:
         if image_id not in self.poses:
             raise DataFileError(f'pose file has no keypoints for {image_id!r}')
-        kps = np.asarray(self.poses[image_id], dtype=np.float64)
-        if kps.shape != (18, 2):
-            raise DataFileError(f'pose of {image_id!r} has shape {kps.shape}, expected (18, 2)')
-        return kps
+        return self.poses[image_id]
 
     def training_images(self) -> tuple[list[Path], str]:
         raise MissingWeights('the FID real set (training images) is unknown with --gt_dir: pass --real_dir '
