@@ -54,7 +54,9 @@ def make_opt(root: Path | str, dataset_type: str, size: tuple[int, int], augment
              joint_mode: str = 'binary', color_jit: bool = False) -> Namespace:
     """Dataset options of the benchmark: DeepFashion-like radius/shift ranges at 256, Market-like at 128x64."""
     return Namespace(
-        data_root=str(root), dataset_name='demo', dataset_type=dataset_type,
+        # Not 'demo': that name makes the datasets check the generator's manifest, and an older revision's
+        # check refuses datasets written by a newer generator. Nothing else in the datasets reads the name.
+        data_root=str(root), dataset_name='synthetic', dataset_type=dataset_type,
         fn_split='Label/pair_split_clean.json' if dataset_type == 'flow' else 'Label/pair_split.json',
         fn_pose='Label/pose_label_adapt.pkl' if dataset_type == 'flow' else 'Label/pose_label.pkl',
         img_dir='Img/img/', seg_dir='Img/seg/', corr_dir='3d/hmr/corr/', image_size=list(size), joint_nc=18,
