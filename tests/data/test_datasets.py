@@ -266,6 +266,16 @@ def test_wrong_shape_pose_entry_names_id(demo_copy: Path) -> None:
         ds[0]
 
 
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_pose_file_cannot_run_code(demo_copy: Path, code_running_pickle, dataset_type: str) -> None:
+    opt = make_opt(demo_copy, dataset_type)
+    real = pickle.loads((demo_copy / opt.fn_pose).read_bytes())
+    path, marker = code_running_pickle(demo_copy / opt.fn_pose, lambda evil: {**real, 'extra': evil})
+    with pytest.raises(ValueError, match=rf"{path}.*'posix\.system'"):
+        create_dataset(opt, 'train')
+    assert not marker.exists()
+
+
 def test_split_id_absent_from_pose_file(demo_copy: Path) -> None:
     fn = demo_copy / 'Label/pair_split_clean.json'
     split = load_json(fn)

@@ -13,8 +13,8 @@ from training.classifier import train_classifier
 from util.weights import StateDictMismatchError, load_state_dict_compat
 from tests.metrics.weights_fixtures import DF_IDS, classifier_weights, pair_stems, write_images
 from util.io import save_pickle
-from metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
-                                   resolve_attr_label_file, target_labels)
+from metrics.attr_rec import (average_precisions, compute_attr_rec, load_attr_labels, mean_average_precision,
+                              recall_at_k, resolve_attr_label_file, target_labels)
 from metrics.fashion_is import compute_fashion_is
 from metrics.inception_score import inception_score_from_probs
 
@@ -87,6 +87,14 @@ def test_attr_label_file_fallback(tmp_path, monkeypatch):
     assert resolve_attr_label_file('datasets/DF_Pose/Label/attr_label.pkl').resolve() == fallback
     with pytest.raises(FileNotFoundError, match='custom.pkl'):
         resolve_attr_label_file('custom.pkl')  # an explicit path has no fallback
+
+
+def test_attr_label_file_cannot_run_code(tmp_path, code_running_pickle):
+    path, marker = code_running_pickle(tmp_path / 'attr_label.pkl',
+                                       lambda evil: {'label': {DF_IDS[0]: evil}, 'entry': ['a']})
+    with pytest.raises(ValueError, match=r"attr_label\.pkl.*'posix\.system'"):
+        load_attr_labels(path)
+    assert not marker.exists()
 
 
 def test_target_labels_by_image_or_item_id(tmp_path):
