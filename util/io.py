@@ -5,6 +5,7 @@ never leaves a half-written split file, option file or label pickle behind.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import contextlib
 import json
 import os
@@ -95,17 +96,98 @@ def save_json(obj: Any, path: PathLike, indent: int | None = 0) -> Path:
     return atomic_write(path, lambda f: f.write(text + '\n'), mode='w')
 
 
-def load_pickle(path: PathLike) -> Any:
-    """Load a pickle, including Python-2 pickles holding numpy arrays (``encoding='latin1'``).
+class UnsafePickleError(ValueError):
+    """A pickle references a global that data files never need (a way to run code); nothing of it was run."""
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file if it cannot be
-    unpickled.
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _numpy_core() -> Any:
+    # numpy 2 renamed numpy.core to numpy._core; pickles written by either name one of the two.
+    try:
+        import numpy._core as core
+    except ImportError:  # numpy 1
+        import numpy.core as core
+    return core
+
+
+def _latin1_encode(text: str, encoding: str = 'utf-8') -> bytes:
+    # Protocol-2 pickles written by Python 3 carry bytes (e.g. numpy buffers) as `_codecs.encode(text, 'latin1')`.
+    if encoding not in ('latin1', 'latin-1'):
+        raise _Refused(f"'_codecs.encode' with encoding {encoding!r} (only 'latin1' occurs in data pickles)")
+    return text.encode('latin1')
+
+
+def _pickle_globals() -> dict[tuple[str, str], Any]:
+    """The only globals a data pickle may name: numpy arrays, dtypes and scalars, and plain builtin values."""
+    import numpy as np
+    core = _numpy_core()
+    allowed: dict[tuple[str, str], Any] = {
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+        ('_codecs', 'encode'): _latin1_encode,
+    }
+    for prefix in ('numpy.core', 'numpy._core'):
+        allowed[(f'{prefix}.multiarray', '_reconstruct')] = core.multiarray._reconstruct
+        allowed[(f'{prefix}.multiarray', 'scalar')] = core.multiarray.scalar
+        allowed[(f'{prefix}.numeric', '_frombuffer')] = core.numeric._frombuffer
+    for value in (set, frozenset, bytes, bytearray, complex):
+        allowed[('builtins', value.__name__)] = value
+    return allowed
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles only plain data: containers, strings, numbers and numpy arrays/scalars.
+
+    Every global a pickle names goes through ``find_class``; anything outside :func:`_pickle_globals` (a
+    function to call, a class to instantiate) is refused before it is imported, so no code of the file runs.
+    """
+
+    _allowed: dict[tuple[str, str], Any] | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if _DataUnpickler._allowed is None:
+            _DataUnpickler._allowed = _pickle_globals()
+        # Python 2 names (__builtin__.set, commands.call, ...) -> their Python 3 names, as pickle itself maps them.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        else:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        try:
+            return _DataUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise _Refused(f"'{module}.{name}'") from None
+
+
+def load_pickle(path: PathLike) -> Any:
+    """Load a data pickle safely: only dicts, lists, tuples, sets, strings, numbers and numpy arrays/scalars.
+
+    Pickles of Python 2 (read with ``encoding='latin1'``, which keeps numpy buffers byte-exact), of numpy 1
+    (``numpy.core``) and numpy 2 (``numpy._core``, protocol 5) load. A pickle naming any other global is
+    refused with :class:`UnsafePickleError` before anything of it runs.
+
+    Raises:
+        FileNotFoundError: missing file.
+        UnsafePickleError: the pickle names a global outside the data types; the message names the file and
+            the refused ``module.name``.
+        ValueError: any other unreadable content, naming the file.
     """
     path = _require_file(path)
     with path.open('rb') as f:
         try:
-            return pickle.load(f, encoding='latin1')
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as e:
+            return _DataUnpickler(f, encoding='latin1').load()
+        except _Refused as e:
+            raise UnsafePickleError(
+                f'{path}: refused to unpickle {e.reason}: it is not allowed in a data pickle (these hold only '
+                f'dicts, lists, strings, numbers and numpy arrays), so the file is not a label file of this '
+                f'project or was crafted to run code. Nothing from it was executed; use a trusted copy of the '
+                f'file.') from None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, KeyError, TypeError,
+                ValueError, OverflowError) as e:
             raise ValueError(f'cannot unpickle {path}: {type(e).__name__}: {e}') from e
 
 
