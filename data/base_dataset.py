@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from util.flow_util import CorrFileError, read_corr
-from util.io import load_json, load_pickle
+from util.io import load_json
+from util.labels import load_label_file
 from util.pose_util import kp_to_map
 from util.seg_util import seg_label_to_map
 
@@ -130,7 +131,7 @@ class BaseDataset(Dataset):
         return pairs
 
     def _load_poses(self, pairs: list[tuple[str, str]]) -> dict:
-        poses = load_pickle(self.fn_pose)
+        poses = load_label_file(self.fn_pose)  # the converted .json when present (scripts/convert_labels.py)
         if not isinstance(poses, dict):
             raise DataFileError(f'{self.fn_pose} must hold a dict id -> list of [x, y], got {type(poses).__name__}')
         ids = {i for pair in pairs for i in pair}

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
-from util.io import load_pickle
+from util.labels import label_file_exists, load_label_file
 from metrics.image_folder import (DEEPFASHION_ID_FIELDS, LabelKeys, list_images, match_label_key,
                                        split_pair_name)
 
@@ -86,7 +86,7 @@ def resolve_attr_label_file(fn_label: str | os.PathLike | None = None) -> Path:
     if fn_label is None or Path(fn_label) == Path(DEFAULT_ATTR_LABEL_FILE):
         candidates = [Path(DEFAULT_ATTR_LABEL_FILE), Path(FALLBACK_ATTR_LABEL_FILE)]
     for path in candidates:
-        if path.is_file():
+        if label_file_exists(path):  # the pickle or its converted .npz (scripts/convert_labels.py)
             return path
     raise FileNotFoundError(f'attribute label file not found; tried {[str(p) for p in candidates]}. It is '
                             f'Label/attr_label.pkl of the DeepFashion archive (bash scripts/download_deepfashion.sh); '
@@ -95,9 +95,10 @@ def resolve_attr_label_file(fn_label: str | os.PathLike | None = None) -> Path:
 
 def load_attr_labels(fn_label: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[str]]:
     """``({id: int64 [A] 0/1}, attribute names)`` from the pickle
-    ``{'label': {id: vector}, 'entry': [names]}`` (Python-2 pickle with numpy arrays)."""
+    ``{'label': {id: vector}, 'entry': [names]}`` (Python-2 pickle with numpy arrays, restricted-unpickled, or its
+    converted ``.npz`` twin when present, see ``util.labels``)."""
 
-    data = load_pickle(fn_label)
+    data = load_label_file(fn_label)
     if not isinstance(data, dict) or 'label' not in data:
         raise ValueError(f"{fn_label}: expected a dict with keys 'label' (id -> 0/1 vector) and 'entry'")
     labels = {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in data['label'].items()}
