@@ -14,6 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+import numpy as np
+
+try:  # numpy 2 renamed numpy.core to numpy._core; pickles name one or the other
+    from numpy import _core as _numpy_core
+except ImportError:  # numpy 1
+    from numpy import core as _numpy_core
+
 PathLike = str | os.PathLike
 
 
@@ -106,15 +113,6 @@ class _Refused(Exception):
         self.reason = reason
 
 
-def _numpy_core() -> Any:
-    # numpy 2 renamed numpy.core to numpy._core; pickles written by either name one of the two.
-    try:
-        import numpy._core as core
-    except ImportError:  # numpy 1
-        import numpy.core as core
-    return core
-
-
 def _latin1_encode(text: str, encoding: str = 'utf-8') -> bytes:
     # Protocol-2 pickles written by Python 3 carry bytes (e.g. numpy buffers) as `_codecs.encode(text, 'latin1')`.
     if encoding not in ('latin1', 'latin-1'):
@@ -124,8 +122,7 @@ def _latin1_encode(text: str, encoding: str = 'utf-8') -> bytes:
 
 def _pickle_globals() -> dict[tuple[str, str], Any]:
     """The only globals a data pickle may name: numpy arrays, dtypes and scalars, and plain builtin values."""
-    import numpy as np
-    core = _numpy_core()
+    core = _numpy_core
     allowed: dict[tuple[str, str], Any] = {
         ('numpy', 'ndarray'): np.ndarray,
         ('numpy', 'dtype'): np.dtype,
