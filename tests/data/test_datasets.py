@@ -254,6 +254,39 @@ def test_truncated_corr_names_file(demo_copy: Path) -> None:
         ds[0]
 
 
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_non_finite_correspondence_names_file_and_pair(demo_copy: Path, dataset_type: str) -> None:
+    ds = create_dataset(make_opt(demo_copy, dataset_type), 'train')
+    id_1, id_2 = ds.pairs[0]
+    path = demo_copy / '3d/hmr/corr' / f'{id_2}_{id_1}.corr'
+    corr, vis = read_corr(path)
+    corr = corr.copy()
+    corr[5, 7, 0] = np.nan
+    corr[9, 2, 1] = np.inf
+    write_corr_unchecked(path, corr, vis)
+    with pytest.raises(CorrFileError, match=rf"{path}.*2 non-finite.*{id_1}.*{id_2}"):
+        ds[0]
+
+
+@pytest.mark.parametrize('bad_value', [np.nan, np.inf])
+def test_non_finite_keypoints_name_file_and_id(demo_copy: Path, bad_value: float) -> None:
+    fn = demo_copy / 'Label/pose_label.pkl'
+    poses = pickle.loads(fn.read_bytes())
+    ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
+    bad = ds.pairs[0][1]
+    poses[bad][3] = [12.0, bad_value]
+    fn.write_bytes(pickle.dumps(poses))
+    ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
+    with pytest.raises(DataFileError, match=rf"{fn}.*{bad}.*NaN or inf.*joint 3"):
+        ds[0]
+
+
+def write_corr_unchecked(path: Path, corr: np.ndarray, vis: np.ndarray) -> None:
+    """Write a .corr file byte by byte (write_corr refuses non-finite values)."""
+    h, w = corr.shape[:2]
+    path.write_bytes(np.array([w, h], '<i4').tobytes() + corr.astype('<f4').tobytes() + vis.astype('u1').tobytes())
+
+
 def test_wrong_shape_pose_entry_names_id(demo_copy: Path) -> None:
     fn = demo_copy / 'Label/pose_label.pkl'
     poses = pickle.loads(fn.read_bytes())

@@ -107,6 +107,16 @@ def test_read_bad_vis_labels(tmp_path):
         read_corr(path)
 
 
+@pytest.mark.parametrize('bad_value', [float('nan'), float('inf'), -float('inf')])
+def test_read_rejects_non_finite_correspondence(tmp_path, bad_value):
+    path = tmp_path / 'id2_id1.corr'
+    floats = [1.0] * 12
+    floats[7] = bad_value  # v of pixel (x=1, y=1) of a 2x3 (W x H) map
+    _hand_written_corr(path, 2, 3, floats, [0] * 6)
+    with pytest.raises(CorrFileError, match=r'id2_id1\.corr.*1 non-finite.*\(x=1, y=1\)'):
+        read_corr(path)
+
+
 def test_write_corr_validates(tmp_path):
     corr, vis = _example()
     with pytest.raises(ValueError, match='corr must be'):
@@ -117,6 +127,10 @@ def test_write_corr_validates(tmp_path):
     bad[0, 0] = 5
     with pytest.raises(ValueError, match=r'\[5\]'):
         write_corr(tmp_path / 'a.corr', corr, bad)
+    nan = corr.copy()
+    nan[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN or inf'):
+        write_corr(tmp_path / 'a.corr', nan, vis)
     assert not (tmp_path / 'a.corr').exists()
 
 
