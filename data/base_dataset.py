@@ -210,6 +210,10 @@ class BaseDataset(Dataset):
         if kps.shape != (self.opt.joint_nc, 2):
             raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} has shape {kps.shape}, expected '
                                 f'({self.opt.joint_nc}, 2) (opt.joint_nc joints of (x, y))')
+        finite = np.isfinite(kps).all(axis=1)
+        if not finite.all():
+            raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} holds NaN or inf at joint(s) '
+                                f'{np.flatnonzero(~finite).tolist()}; missing joints are [-1, -1]')
         return kps
 
     def read_corr(self, id_1: str, id_2: str) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +232,7 @@ class BaseDataset(Dataset):
                                     f'opt.image_size is {self.image_size[0]}x{self.image_size[1]}')
         except CorrFileError as e:
             if not self.opt.allow_corr_fallback:
-                raise
+                raise CorrFileError(f'{e} (pair id_1={id_1!r} -> id_2={id_2!r} of split {self.split!r})') from e
             self.corr_fallback_count += 1
             warnings.warn(f'{e}; using zero correspondence and visibility 2 instead (allow_corr_fallback=1, '
                           f'{self.corr_fallback_count} substitution(s) so far in this process)', stacklevel=2)

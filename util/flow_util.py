@@ -50,7 +50,7 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         CorrFileError: missing file, short header, non-positive or absurd W/H, file size not equal
-            to ``8 + 9*H*W``, or visibility labels outside {0, 1, 2}.
+            to ``8 + 9*H*W``, visibility labels outside {0, 1, 2}, or NaN / inf correspondence values.
     """
     path = Path(path)
     try:
@@ -78,6 +78,12 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     bad = np.unique(vis[vis > 2])
     if bad.size:
         raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {bad.tolist()}')
+    finite = np.isfinite(corr)
+    if not finite.all():
+        # A NaN here would turn the flow targets, and from them the loss and the model, into NaN.
+        y, x, _ = np.argwhere(~finite)[0]
+        raise CorrFileError(f'{path}: {int((~finite).sum())} non-finite (NaN or inf) correspondence value(s), first '
+                            f'at pixel (x={x}, y={y}); the file is corrupt, regenerate or re-download it')
     return corr.astype(np.float32, copy=False), vis
 
 
@@ -101,6 +107,8 @@ def write_corr(path: PathLike, corr: np.ndarray, vis: np.ndarray) -> Path:
     bad = np.unique(vis[~np.isin(vis, VIS_LABELS)])
     if bad.size:
         raise ValueError(f'write_corr({path}): vis labels must be 0, 1 or 2, found {bad.tolist()}')
+    if not np.isfinite(corr).all():
+        raise ValueError(f'write_corr({path}): corr holds NaN or inf values')
     payload = b''.join((
         np.array([width, height], dtype=_HEADER_DTYPE).tobytes(),
         np.ascontiguousarray(corr, dtype=_CORR_DTYPE).tobytes(),

@@ -277,7 +277,7 @@ def test_non_finite_keypoints_name_file_and_id(demo_copy: Path, bad_value: float
     poses[bad][3] = [12.0, bad_value]
     fn.write_bytes(pickle.dumps(poses))
     ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
-    with pytest.raises(DataFileError, match=rf"{fn}.*{bad}.*NaN or inf.*joint 3"):
+    with pytest.raises(DataFileError, match=rf"{fn}.*{bad}.*NaN or inf at joint\(s\) \[3\]"):
         ds[0]
 
 
