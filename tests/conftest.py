@@ -1,6 +1,9 @@
 """Fixtures shared by several test packages."""
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
 import pickle
 from collections.abc import Callable
@@ -36,3 +39,41 @@ def code_running_pickle(tmp_path: Path) -> Callable[..., tuple[Path, Path]]:
         Path(path).write_bytes(pickle.dumps(wrap(payload) if wrap else payload, protocol=protocol))
         return Path(path), marker
     return make
+
+
+class _DiskFillsUp(io.RawIOBase):
+    """A writable file that raises ENOSPC ("No space left on device") once ``capacity`` bytes are written."""
+
+    def __init__(self, file: Any, mode: str, capacity: int) -> None:
+        super().__init__()
+        self._file = builtins.open(file, mode.replace('t', '').rstrip('b') + 'b')
+        self._text = 'b' not in mode
+        self._left = capacity
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if len(raw) > self._left:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._left -= len(raw)
+        self._file.write(raw)
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@pytest.fixture
+def disk_fills_up(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``disk_fills_up(module, capacity=0)``: files that ``module`` opens for writing fail with ENOSPC after
+    ``capacity`` bytes, as on a full disk (the module's ``open`` is patched; reading is unaffected)."""
+    def patch(module: Any, capacity: int = 0) -> None:
+        def fake_open(file: Any, mode: str = 'r', *args: Any, **kwargs: Any) -> Any:
+            if any(c in mode for c in 'wax+'):
+                return _DiskFillsUp(file, mode, capacity)
+            return builtins.open(file, mode, *args, **kwargs)
+        monkeypatch.setattr(module, 'open', fake_open, raising=False)
+    return patch

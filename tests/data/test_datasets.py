@@ -245,6 +245,38 @@ def test_truncated_image_and_seg_name_file(demo_copy: Path) -> None:
         ds[1]
 
 
+def test_empty_image_and_seg_files_say_so(demo_copy: Path) -> None:
+    ds = create_dataset(make_opt(demo_copy), 'train')
+    id_1, id_2 = ds.pairs[0]
+    seg = demo_copy / 'Img/seg' / f'{id_2}.bmp'
+    seg.write_bytes(b'')
+    with pytest.raises(DataFileError, match=rf'segmentation {seg} is empty \(0 bytes\)'):
+        ds[0]
+    img = demo_copy / 'Img/img' / f'{id_1}.jpg'
+    img.write_bytes(b'')
+    with pytest.raises(DataFileError, match=rf'image {img} is empty \(0 bytes\)'):
+        ds[0]
+
+
+def test_image_of_another_format_or_not_an_image(demo_copy: Path) -> None:
+    ds = create_dataset(make_opt(demo_copy), 'train')
+    id_1 = ds.pairs[0][0]
+    img = demo_copy / 'Img/img' / f'{id_1}.jpg'
+    pixels = cv2.imdecode(np.frombuffer(img.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    expected = ds[0]['img_1']
+    # OpenCV (and the original's cv2.imread) decode by content: a PNG named .jpg is read, not called truncated.
+    img.write_bytes(cv2.imencode('.png', pixels)[1].tobytes())
+    assert torch.equal(ds[0]['img_1'], expected)
+    img.write_bytes(b'404 Not Found: the download failed\n' * 20)
+    with pytest.raises(DataFileError, match=rf"image {img} cannot be decoded: not an image.*b'404 Not Found") as info:
+        ds[0]
+    assert 'truncated' not in str(info.value)
+    seg = demo_copy / 'Img/seg' / f'{id_1}.bmp'
+    seg.write_text('<html>quota exceeded</html>')
+    with pytest.raises(DataFileError, match=rf"segmentation {seg} cannot be decoded: not an image.*b'<html>"):
+        ds[0]
+
+
 def test_truncated_corr_names_file(demo_copy: Path) -> None:
     ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
     id_1, id_2 = ds.pairs[0]

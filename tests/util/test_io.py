@@ -1,5 +1,6 @@
 import codecs
 import collections
+import errno
 import json
 import pathlib
 import pickle
@@ -8,6 +9,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+import util.io
 
 from util.io import UnsafePickleError, atomic_target, load_json, load_pickle, save_json, save_pickle
 
@@ -182,3 +185,15 @@ def test_atomic_target_failure_keeps_old_file(tmp_path):
             raise RuntimeError('interrupted')
     assert path.read_bytes() == b'old'
     assert _leftovers(tmp_path, {'grid.jpg'}) == []
+
+
+@pytest.mark.parametrize('capacity', [0, 5])
+def test_full_disk_error_names_the_target(tmp_path, disk_fills_up, capacity):
+    path = tmp_path / 'train_opt.json'
+    path.write_text('old')
+    disk_fills_up(util.io, capacity)
+    with pytest.raises(OSError, match=rf'{path}.*No space left on device') as info:
+        save_json({'key': list(range(100))}, path)
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_text() == 'old'
+    assert _leftovers(tmp_path, {'train_opt.json'}) == []
