@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
@@ -47,7 +48,8 @@ def atomic_target(path: PathLike) -> Iterator[Path]:
     Before the rename the file's data is fsync'ed, so a power loss cannot leave a renamed but empty file. The file
     gets the permissions of an ordinary write (``0o666`` minus the process umask), not ``mkstemp``'s private
     ``0o600``. Parent folders are created. If the body raises, the temporary file is removed and ``path`` is left
-    untouched.
+    untouched; an ``OSError`` (a full disk, ...) is re-raised as one naming ``path`` and the cause
+    (:func:`write_error`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +65,35 @@ def atomic_target(path: PathLike) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from e
     except BaseException:
         # Never leave the temporary file behind, whatever interrupted the write.
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_error(path: PathLike, error: BaseException) -> OSError:
+    """An ``OSError`` naming the file being written and the cause (e.g. "No space left on device").
+
+    Writers report failures without the destination (a temporary file's name, or none at all:
+    ``torch.save`` raises ``RuntimeError: [enforce fail at inline_container.cc] ...``). The system error
+    behind ``error`` is looked for along its context chain and keeps its ``errno``; when there is none, the
+    free space of the destination's file system is given, as a full disk is the usual cause.
+    """
+    cause: BaseException | None = error
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno is not None):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return OSError(cause.errno, f'cannot write {path}: {cause.strerror or cause}; the previous file, if any, '
+                                    f'is unchanged')
+    try:
+        free = f'{shutil.disk_usage(Path(path).parent).free / 2 ** 20:.1f} MiB free on its file system'
+    except OSError:
+        free = 'free space unknown'
+    return OSError(f'cannot write {path}: {type(error).__name__}: {error} ({free}); the previous file, if any, '
+                   f'is unchanged')
 
 
 def atomic_write(path: PathLike, write_fn: Callable[[IO], None], mode: str = 'wb') -> Path:
