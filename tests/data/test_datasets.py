@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import cv2
@@ -275,6 +276,31 @@ def test_image_of_another_format_or_not_an_image(demo_copy: Path) -> None:
     seg.write_text('<html>quota exceeded</html>')
     with pytest.raises(DataFileError, match=rf"segmentation {seg} cannot be decoded: not an image.*b'<html>"):
         ds[0]
+
+
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_seg_labels_outside_the_classes(demo_copy: Path, dataset_type: str) -> None:
+    ds = create_dataset(make_opt(demo_copy, dataset_type), 'test')
+    id_1, id_2 = ds.pairs[0]
+    path = demo_copy / 'Img/seg' / f'{id_2}.bmp'
+    seg = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    seg[10:12, 20:25] = 9    # 10 pixels
+    seg[40, 30] = 255
+    cv2.imwrite(str(path), seg)
+    # The original's one-hot map has all-zero rows there; the file is reported once, with the count.
+    with pytest.warns(UserWarning, match=rf'{path}: 11 pixel\(s\) with labels \[9, 255\] outside 0..6'):
+        item = ds[0]
+    one_hot = item['seg_2'].numpy()
+    assert one_hot[:, 10:12, 20:25].sum() == 0 and one_hot[:, 40, 30].sum() == 0
+    assert (one_hot.sum(axis=0) == 1).sum() == H * W - 11
+    assert item['seg_label_2'][0, 10, 20] == 9
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ds[0]  # same file: no second warning
+    strict = create_dataset(make_opt(demo_copy, dataset_type, strict_seg=1), 'test')
+    assert strict.strict_seg
+    with pytest.raises(DataFileError, match=rf'{path}: 11 pixel\(s\) with labels \[9, 255\].*--strict_seg 1'):
+        strict[0]
 
 
 def test_truncated_corr_names_file(demo_copy: Path) -> None:

@@ -17,9 +17,17 @@ def test_seg_label_to_map_one_hot():
     assert seg_label_to_map(label, nc=8).shape == (2, 3, 8)
 
 
+def test_labels_outside_the_classes_give_zero_rows_as_the_original():
+    label = np.array([[0, 7, 255], [3, 6, 9]], np.uint8)
+    maps = seg_label_to_map(label)
+    assert maps.shape == (2, 3, 7) and maps.dtype == np.float32
+    assert maps.sum(axis=2).tolist() == [[1, 0, 0], [1, 1, 0]]
+    assert maps[0, 0, 0] == 1 and maps[1, 0, 3] == 1 and maps[1, 1, 6] == 1
+    signed = seg_label_to_map(np.array([[-1, 2]]))
+    assert signed[0, 0].sum() == 0 and signed[0, 1, 2] == 1
+
+
 def test_seg_label_to_map_rejects_bad_labels():
-    with pytest.raises(ValueError, match=r'\[-1, 7\]'):
-        seg_label_to_map(np.array([[0, 7], [-1, 3]]))
     with pytest.raises(ValueError, match=r'\[1\.5\]'):
         seg_label_to_map(np.array([[0, 1.5]]))
     with pytest.raises(ValueError, match='shape'):
