@@ -16,23 +16,26 @@ def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES) -> np.nda
     """One-hot encode a label map.
 
     Args:
-        seg_label: ``[H, W]`` or ``[H, W, 1]`` integer labels (integral floats accepted) in ``[0, nc)``.
+        seg_label: ``[H, W]`` or ``[H, W, 1]`` integer labels (integral floats accepted), normally in ``[0, nc)``.
         nc: number of classes.
 
     Returns:
-        ``np.float32 [H, W, nc]``; channel k is ``[label == k]``.
+        ``np.float32 [H, W, nc]``; channel k is ``[label == k]`` (all zero where the label is outside ``[0, nc)``).
 
     Raises:
-        ValueError: labels outside ``[0, nc)`` or non-integral, naming the bad values.
+        ValueError: non-integral labels, naming the bad values.
     """
     seg_label = np.asarray(seg_label)
     if seg_label.ndim == 3 and seg_label.shape[2] == 1:
         seg_label = seg_label[:, :, 0]
     if seg_label.ndim != 2:
         raise ValueError(f'seg_label_to_map: seg_label must be [H, W] or [H, W, 1], got shape {seg_label.shape}')
-    bad = np.unique(seg_label[(seg_label < 0) | (seg_label >= nc) | (seg_label != np.round(seg_label))])
-    if bad.size:
-        raise ValueError(f'seg_label_to_map: labels must be integers in [0, {nc}), found {bad.tolist()[:10]}')
+    if seg_label.dtype.kind not in 'uib':
+        bad = np.unique(seg_label[seg_label != np.round(seg_label)])
+        if bad.size:
+            raise ValueError(f'seg_label_to_map: labels must be integers, found {bad.tolist()[:10]}')
+    # A label outside [0, nc) matches no channel: its row is all zero, as in the original (the datasets report
+    # such files, or raise with --strict_seg 1).
     return (seg_label[:, :, None] == np.arange(nc)).astype(np.float32)
 
 

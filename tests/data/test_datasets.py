@@ -272,6 +272,7 @@ def test_image_of_another_format_or_not_an_image(demo_copy: Path) -> None:
     with pytest.raises(DataFileError, match=rf"image {img} cannot be decoded: not an image.*b'404 Not Found") as info:
         ds[0]
     assert 'truncated' not in str(info.value)
+    img.write_bytes(cv2.imencode('.png', pixels)[1].tobytes())
     seg = demo_copy / 'Img/seg' / f'{id_1}.bmp'
     seg.write_text('<html>quota exceeded</html>')
     with pytest.raises(DataFileError, match=rf"segmentation {seg} cannot be decoded: not an image.*b'<html>"):
