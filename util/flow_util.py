@@ -182,40 +182,38 @@ def warp_acc_flow(x: torch.Tensor, flow: torch.Tensor, mode: str = 'bilinear',
 
 
 def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
-    """Colour-code a flow field (the ``flow`` panels of the visual grids).
+    """Colour-code a flow field with the original's OpenCV steps, so it matches the original pixel for pixel.
 
-    HSV with hue = direction (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale; +x = red,
-    +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max
-    normalised to 0..255 within this image. A flow of constant magnitude (e.g. all zero) is black.
+    HSV with hue = direction from ``cv2.cartToPolar`` (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale;
+    +x = red, +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max
+    normalised to 0..255 within this image by ``cv2.normalize``; all three truncated to uint8 at once, then
+    ``cv2.cvtColor(HSV2RGB)``. The angle comes from OpenCV's float32 arithmetic (for float32 flows, which the
+    networks give), not from a float64 ``atan2``: the two put some hues on different sides of an integer step.
+    A flow of constant magnitude (e.g. all zero) is black.
 
     Args:
-        flow: ``[H, W, 2]`` (x, y) pixel offsets, numpy or a CPU/GPU tensor.
+        flow: ``[H, W, 2]`` (x, y) pixel offsets, numpy or a CPU/GPU tensor; float64 stays float64 (as the original
+            computed it), any other dtype is converted to float32.
 
     Returns:
         ``np.uint8 [H, W, 3]`` RGB.
     """
     if isinstance(flow, torch.Tensor):
         flow = flow.detach().cpu().numpy()
-    flow = np.asarray(flow, dtype=np.float64)
+    flow = np.asarray(flow)
+    if flow.dtype != np.float64:
+        flow = flow.astype(np.float32, copy=False)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f'flow_to_rgb: flow must be [H, W, 2], got shape {flow.shape}')
     if not np.isfinite(flow).all():
         raise ValueError('flow_to_rgb: flow contains NaN or inf')
-    fx, fy = flow[..., 0], flow[..., 1]
-    magnitude = np.hypot(fx, fy)
-    angle = np.mod(np.arctan2(fy, fx), 2 * np.pi)  # [0, 2*pi)
-    lo, hi = magnitude.min(), magnitude.max()
-    # cv2.normalize(NORM_MINMAX) semantics: a constant image maps to the lower bound (0).
-    if hi - lo > np.finfo(np.float64).eps:
-        value = (magnitude - lo) * (255.0 / (hi - lo))
-    else:
-        value = np.zeros_like(magnitude)
-    hsv = np.empty(flow.shape[:2] + (3,), dtype=np.uint8)
-    # Truncation like assigning floats into a uint8 HSV array; mod keeps 2*pi rounding at hue 0.
-    hsv[..., 0] = np.mod((angle * 180 / np.pi / 2).astype(np.int64), 180)
+    magnitude, angle = cv2.cartToPolar(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
+    hsv = np.zeros(flow.shape[:2] + (3,), dtype=np.float64)
+    hsv[..., 0] = angle * 180 / np.pi / 2  # in the flow's dtype, like the original
     hsv[..., 1] = 255
-    hsv[..., 2] = np.clip(value, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    # NORM_MINMAX maps a constant image to the lower bound 0.
+    hsv[..., 2] = cv2.normalize(magnitude, None, alpha=0, beta=255, norm_type=cv2.NORM_MINMAX)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
 def flow_to_rgb_batch(flow: torch.Tensor) -> torch.Tensor:
