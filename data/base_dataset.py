@@ -36,7 +36,15 @@ _JPEG_TAIL = 1024
 
 
 class DataFileError(ValueError):
-    """A dataset file is unreadable, truncated or inconsistent with the options. The message names it."""
+    """A dataset file is unreadable, truncated or inconsistent with the options. The message names it.
+
+    ``kind`` says what is wrong, for reports that group problems (``empty``, ``truncated``, ``cannot be decoded``,
+    ``wrong size``, ``labels outside the classes``, ...; ``other`` by default).
+    """
+
+    def __init__(self, message: str, kind: str = 'other') -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _source_hint(opt: Any) -> str:
@@ -93,20 +101,22 @@ def decode_image_file(path: Path, data: np.ndarray, flags: int, what: str) -> np
     that does not decode (saying which format it looks like, or that it is not an image).
     """
     if data.size == 0:
-        raise DataFileError(f'{what} {path} is empty (0 bytes); restore the file from the dataset archive')
+        raise DataFileError(f'{what} {path} is empty (0 bytes); restore the file from the dataset archive', 'empty')
     head = data[:3].tobytes()
     if head == _JPEG_SOI and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
-        raise DataFileError(f'{what} {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)')
+        raise DataFileError(f'{what} {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)',
+                            'truncated')
     if head[:2] == b'BM' and data.size >= 6:
         declared = int(data[2:6].view('<u4')[0])  # BMP header: total file size
         if data.size < declared:
-            raise DataFileError(f'{what} {path} is truncated ({data.size} of {declared} bytes)')
+            raise DataFileError(f'{what} {path} is truncated ({data.size} of {declared} bytes)', 'truncated')
     try:
         decoded = cv2.imdecode(data, flags)
     except cv2.error:  # OpenCV asserts on some malformed headers instead of returning None
         decoded = None
     if decoded is None:
-        raise DataFileError(f'{what} {path} cannot be decoded: {_describe_undecodable(data)} ({data.size} bytes)')
+        raise DataFileError(f'{what} {path} cannot be decoded: {_describe_undecodable(data)} ({data.size} bytes)',
+                            'cannot be decoded')
     return decoded
 
 

@@ -33,7 +33,15 @@ DIV_FLOW = 1.0 / FLOW_SCALE
 
 
 class CorrFileError(ValueError):
-    """A ``.corr`` file is missing, truncated or malformed. The message names the file."""
+    """A ``.corr`` file is missing, truncated or malformed. The message names the file.
+
+    ``kind`` says what is wrong, for reports that group problems: ``missing``, ``unreadable``, ``truncated``,
+    ``oversized``, ``malformed header``, ``bad visibility labels``, ``non-finite`` (or ``other``).
+    """
+
+    def __init__(self, message: str, kind: str = 'other') -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def corr_file_size(height: int, width: int) -> int:
@@ -57,33 +65,34 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
         # bytearray -> the returned arrays are writable views, no extra copy.
         data = bytearray(path.read_bytes())
     except FileNotFoundError as e:
-        raise CorrFileError(f'{path}: .corr file not found') from e
+        raise CorrFileError(f'{path}: .corr file not found', 'missing') from e
     except OSError as e:
-        raise CorrFileError(f'{path}: cannot read .corr file ({e})') from e
+        raise CorrFileError(f'{path}: cannot read .corr file ({e})', 'unreadable') from e
     if len(data) < 8:
         raise CorrFileError(f'{path}: truncated .corr file, {len(data)} bytes is shorter than the 8-byte '
-                            f'header (int32 width, int32 height)')
+                            f'header (int32 width, int32 height)', 'truncated')
     width, height = (int(v) for v in np.frombuffer(data, dtype=_HEADER_DTYPE, count=2))
     if not (0 < width <= MAX_CORR_SIDE and 0 < height <= MAX_CORR_SIDE):
         raise CorrFileError(f'{path}: malformed .corr header, width={width} height={height} '
-                            f'(each must be in [1, {MAX_CORR_SIDE}])')
+                            f'(each must be in [1, {MAX_CORR_SIDE}])', 'malformed header')
     expected = corr_file_size(height, width)
     if len(data) != expected:
         kind = 'truncated' if len(data) < expected else 'oversized'
         raise CorrFileError(f'{path}: {kind} .corr file, {len(data)} bytes but a {width}x{height} header '
-                            f'needs 8 + 9*H*W = {expected} bytes')
+                            f'needs 8 + 9*H*W = {expected} bytes', kind)
     n = height * width
     corr = np.frombuffer(data, dtype=_CORR_DTYPE, count=2 * n, offset=8).reshape(height, width, 2)
     vis = np.frombuffer(data, dtype=_VIS_DTYPE, count=n, offset=8 + 8 * n).reshape(height, width, 1)
     bad = np.unique(vis[vis > 2])
     if bad.size:
-        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {bad.tolist()}')
+        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {bad.tolist()}',
+                            'bad visibility labels')
     finite = np.isfinite(corr)
     if not finite.all():
         # A NaN here would turn the flow targets, and from them the loss and the model, into NaN.
         y, x, _ = np.argwhere(~finite)[0]
         raise CorrFileError(f'{path}: {int((~finite).sum())} non-finite (NaN or inf) correspondence value(s), first '
-                            f'at pixel (x={x}, y={y}); the file is corrupt, regenerate or re-download it')
+                            f'at pixel (x={x}, y={y}); the file is corrupt, regenerate or re-download it', 'non-finite')
     return corr.astype(np.float32, copy=False), vis
 
 
