@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.synthetic import is_complete as demo_dataset_is_complete
 from util.flow_util import CorrFileError, read_corr
 from util.io import load_json
 from util.labels import load_label_file
@@ -147,8 +148,7 @@ class BaseDataset(Dataset):
             raise FileNotFoundError(f'dataset root {self.root} not found (dataset_name={opt.dataset_name!r}); '
                                     f'{_source_hint(opt)}')
         if opt.dataset_name == 'demo':
-            from data.synthetic import is_complete  # local import: the generator is not needed otherwise
-            if not is_complete(self.root):
+            if not demo_dataset_is_complete(self.root):
                 raise FileNotFoundError(f'{self.root} is an incomplete demo dataset (no valid manifest.json; an '
                                         f'interrupted generation?); regenerate it with '
                                         f'`python scripts/make_demo_dataset.py --out {self.root} --force`')

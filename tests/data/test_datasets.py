@@ -15,9 +15,8 @@ from data.base_dataset import DataFileError, shift_image
 from data.data_loader import DATASET_TYPES, create_dataset, make_dataloader
 from data.flow_dataset import FlowDataset, shift_augment
 from data.pose_transfer_dataset import PoseTransferDataset, affine_augment, affine_matrix, hue_jitter
-from util.flow_util import warp_acc_flow
-from tests.data.conftest import make_opt
-from util.flow_util import CorrFileError, read_corr
+from tests.data.helpers import make_opt
+from util.flow_util import CorrFileError, read_corr, warp_acc_flow
 from util.io import load_json, save_json
 
 ITEM_KEYS = {'img_1', 'img_2', 'joint_c_1', 'joint_c_2', 'joint_1', 'joint_2', 'seg_label_1', 'seg_label_2',

@@ -437,6 +437,9 @@ def test_reexports_of_losses_and_metrics():
         models.losses.EPE, models.losses.GANLoss, models.losses.MultiScaleFlowLoss, models.losses.SS_FlowLoss,
         models.losses.VGGLoss)
     assert SSIM is metrics.ssim.SSIM and PSNR is metrics.psnr.PSNR
+    import util.flow_util
+    from models.networks import warp_acc_flow
+    assert warp_acc_flow is util.flow_util.warp_acc_flow
     with pytest.raises(ImportError):
         from models.networks import NoSuchLoss  # noqa: F401
 

@@ -11,7 +11,7 @@ import test_pose_transfer
 import train_pose_transfer_model
 from util.weights import safe_torch_load
 
-from .conftest import common_args
+from tests.helpers import common_args
 
 ABLATIONS = {
     'no_dual_encoder': ['--which_model_G', 'unet'],
