@@ -156,3 +156,8 @@ def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
                         help='[modern] when > 0, stop each epoch after N iterations (quick runs)')
     parser.add_argument('--val_batches', type=int, default=0,
                         help='[modern] when > 0, validate on the first N batches only (0 = whole split)')
+    parser.add_argument('--check_data', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: before training, read every image, segmentation and correspondence file '
+                             'of every split of --fn_split and check the keypoints and correspondences for NaN and '
+                             'range (as scripts/check_dataset.py); any error stops the run before anything is '
+                             'written, with a report of all problems')
