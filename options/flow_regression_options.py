@@ -10,7 +10,8 @@ Modern options (defaults keep the original behaviour):
   flow / visibility 2 and counts them (the original did this silently); 0 raises naming the file.
 * train: ``--resume_label`` (None: resume from ``--last_epoch``; e.g. ``latest``),
   ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
-  (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split).
+  (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split),
+  ``--check_data`` (0; 1: check every file of the dataset first and stop on any error, ``data/dataset_check.py``).
 """
 from __future__ import annotations
 

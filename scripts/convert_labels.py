@@ -7,7 +7,7 @@ The pickles are read with the restricted unpickler (no code in them can run); ea
 atomically and records the SHA-256 of its pickle. From then on the datasets and the metric scripts read the
 converted file (they say so once), and the pickles may be deleted. A converted file that is up to date is left
 alone (``--force`` rewrites it); one made from an older pickle is rewritten. Exit status 1 if any file could not
-be converted (the others are still converted). Formats: docs/data.md.
+be converted (the others are still converted). Formats: util/labels.py and docs/architecture.md.
 """
 from __future__ import annotations
 

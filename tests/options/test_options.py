@@ -117,6 +117,7 @@ def test_modern_option_defaults():
     fs = parse(TestFlowRegressionOptions)
     for opt in (ft, pt):
         assert (opt.save_step_freq, opt.tensorboard, opt.max_steps_per_epoch, opt.val_batches) == (0, 1, 0, 0)
+        assert opt.check_data == 0
         assert opt.resume_label is None
     assert pt.vgg_weights is None
     assert ps.bn_mode == 'batch'
