@@ -95,6 +95,19 @@ def test_attr_label_file_cannot_run_code(tmp_path, code_running_pickle):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize('bad, match', [
+    (np.array([1.0, np.nan]), r'values other than 0 and 1'),
+    (np.array([1, 2]), r'values other than 0 and 1'),
+    (np.array([1, 0, 1]), r'3 attributes, the first entry has 2'),
+])
+def test_attr_labels_must_be_0_1_vectors_of_one_length(tmp_path, bad, match):
+    # NaN used to become a huge negative int64 silently; a ragged file failed later inside np.stack.
+    path = save_pickle({'label': {DF_IDS[0]: np.array([0, 1]), DF_IDS[1]: bad}, 'entry': ['a', 'b']},
+                       tmp_path / 'attr_label.pkl')
+    with pytest.raises(ValueError, match=rf'attr_label\.pkl.*{DF_IDS[1]!r}.*{match}'):
+        load_attr_labels(path)
+
+
 def test_target_labels_by_image_or_item_id(tmp_path):
     stems = [f'{DF_IDS[2]}_{DF_IDS[3]}', f'{DF_IDS[0]}_{DF_IDS[1]}']
     paths = write_images(tmp_path, stems)
