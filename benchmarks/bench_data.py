@@ -63,8 +63,8 @@ def make_opt(root: Path | str, dataset_type: str, size: tuple[int, int], augment
         joint_mode=joint_mode, joint_radius=8 if size[0] >= 256 else 4, seg_nc=7, vis_smooth_rate=5,
         aug_shiftx_range=20 if size[0] >= 256 else 5, aug_shifty_range=10 if size[0] >= 256 else 5,
         use_augmentation=int(augment), aug_scale_range=1.2, aug_color_jit=int(color_jit),
-        aug_affine_hw_order='as_written', allow_corr_fallback=0, debug=False, is_train=augment, batch_size=8,
-        num_workers=0)
+        aug_affine_hw_order='as_written', allow_corr_fallback=0, strict_seg=0, debug=False, is_train=augment,
+        batch_size=8, num_workers=0)
 
 
 # --------------------------------------------------------------------------------------------------
