@@ -14,7 +14,8 @@ target's uint8 conversion.
 * Target uint8 conversion: ``'decoded'`` (the file's pixels) or ``'float32_roundtrip'``: the pixel ``v`` through
   the dataset's float32 chain ``(v / 255 - 0.5) / 0.5`` and back through the test pass's ``trunc((x + 1) · 127.5)``,
   which gives ``v - 1`` for ``v`` in 1..63. The original's SSIM/PSNR compared the model output with that tensor,
-  so a protocol that reproduces them must do the same.
+  so a protocol that reproduces them must do the same. The rule applies to SSIM, masked SSIM and PSNR only; LPIPS
+  and FID always see the target file's pixels.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class ImageSettings:
         deepfashion_size, market_size, demo_size: ``(H, W)`` at which every metric is computed, per dataset.
         resize_rule: how an image at the dataset's native size reaches that size (module docstring).
         decoder: ``'cv2'`` or ``'pil'``.
-        target_uint8: ``'decoded'`` or ``'float32_roundtrip'`` (module docstring).
+        target_uint8: ``'decoded'`` or ``'float32_roundtrip'``, for SSIM, masked SSIM and PSNR (module docstring).
         order: order of the pairs for batch-wise averaging and for which images a dropped remainder removes:
             ``'split'`` (the split file's order, as the original's test pass) or ``'sorted_names'`` (the sorted
             generated file names, as GFLA's script).
