@@ -29,15 +29,13 @@ import torch
 from PIL import Image
 
 from metrics.ssim import to_uint8
+from util.image_file import describe_undecodable, image_bytes_problem
 
 DECODERS = ('cv2', 'pil')
 RESIZE_RULES = ('none', 'center_crop', 'cv2_bilinear', 'pil_bicubic')
 TARGET_UINT8_RULES = ('decoded', 'float32_roundtrip')
 ORDERS = ('split', 'sorted_names')
 DATASET_NAMES = ('deepfashion', 'market', 'demo')
-# JPEG files end with the EOI marker; a file cut short loses it (decoders then return a partial image).
-_JPEG_EOI = b'\xff\xd9'
-_JPEG_TAIL = 1024
 
 Size = tuple[int, int]
 
@@ -87,19 +85,21 @@ def decode_image(path: str | os.PathLike, decoder: str) -> np.ndarray:
     """The RGB pixels of an image file, ``uint8 [H, W, 3]``.
 
     Raises:
-        ImageReadError: the file is missing, a JPEG without its end-of-image marker (truncated), or not decodable.
+        ImageReadError: the file is missing, empty, truncated (a JPEG without its end-of-image marker, a BMP shorter
+            than its header says), or not decodable.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ImageReadError(f'cannot read {path}: {e.strerror or e}') from e
-    if path.suffix.lower() in ('.jpg', '.jpeg') and data[-_JPEG_TAIL:].rfind(_JPEG_EOI) < 0:
-        raise ImageReadError(f'{path} is truncated ({len(data)} bytes, no JPEG end-of-image marker)')
+    problem = image_bytes_problem(data)
+    if problem is not None:
+        raise ImageReadError(f'{path} {problem[1]}')
     if decoder == 'cv2':
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
         if img is None:
-            raise ImageReadError(f'{path} cannot be decoded ({len(data)} bytes)')
+            raise ImageReadError(f'{path} cannot be decoded: {describe_undecodable(data)} ({len(data)} bytes)')
         return np.ascontiguousarray(img[:, :, ::-1])
     if decoder == 'pil':
         try:
