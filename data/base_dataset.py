@@ -61,6 +61,17 @@ def shift_image(arr: np.ndarray, dx: int, dy: int, pad: float) -> np.ndarray:
     return out
 
 
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``float32 [H, W, 3]`` in [-1, 1]: ``x / 255``, then ``(x - 0.5) / 0.5``, in float32.
+
+    The encoding of every image the networks see: the datasets' images and the inference pipeline's photos.
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        desc = f'{rgb.dtype} {rgb.shape}' if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f'normalize_image expects an RGB uint8 image [H, W, 3], got {desc}')
+    return (rgb.astype(np.float32) / 255.0 - 0.5) / 0.5
+
+
 def to_chw(arr: np.ndarray) -> torch.Tensor:
     """``[H, W, C]`` numpy -> ``float32 [C, H, W]`` tensor (``[H, W]`` -> ``[1, H, W]``)."""
     if arr.ndim == 2:
@@ -178,8 +189,7 @@ class BaseDataset(Dataset):
         if img is None:
             raise DataFileError(f'image {path} cannot be decoded ({data.size} bytes)')
         self._check_size(path, img, 'image')
-        rgb = img[:, :, ::-1].astype(np.float32) / 255.0
-        return (rgb - 0.5) / 0.5
+        return normalize_image(img[:, :, ::-1])
 
     def read_seg(self, img_id: str) -> np.ndarray:
         """``Img/seg/<id>.bmp`` -> ``uint8 [H, W]`` labels in ``[0, seg_nc)``."""
