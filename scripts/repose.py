@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument('--detector_size', type=int, nargs=2, default=[800, 1333], metavar=('MIN', 'MAX'),
                       help="the detector's internal resize: shorter side MIN, longer side at most MAX (smaller is "
                            "faster and less accurate)")
+    pose.add_argument('--detector_max_persons', type=int, default=100,
+                      help='most persons the detector returns per photo (fewer is faster)')
     pose.add_argument('--framing', default='auto', choices=list(FRAMING_MODES),
                       help='auto: crop around the person like the training images; identity: the photos are '
                            'already framed at the model size')
@@ -116,6 +118,8 @@ def _mode(args: argparse.Namespace) -> str:
         raise UsageError(f'--batch_size must be >= 1, got {args.batch_size}')
     if not 0 < args.detector_size[0] <= args.detector_size[1]:
         raise UsageError(f'--detector_size MIN MAX needs 0 < MIN <= MAX, got {args.detector_size}')
+    if args.detector_max_persons < 1:
+        raise UsageError(f'--detector_max_persons must be >= 1, got {args.detector_max_persons}')
     if not args.fps > 0:
         raise UsageError(f'--fps must be positive, got {args.fps}')
     if args.pairs:
@@ -347,7 +351,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         confidence_threshold=args.confidence_threshold,
         detector_options={'person_score_thresh': args.detector_person_threshold,
                           'keypoint_score_thresh': args.detector_keypoint_threshold,
-                          'min_size': args.detector_size[0], 'max_size': args.detector_size[1]})
+                          'min_size': args.detector_size[0], 'max_size': args.detector_size[1],
+                          'max_detections': args.detector_max_persons})
     prep = {'framing': args.framing, 'target_scale': args.target_scale, 'person_index': args.person_index}
     if mode == 'single':
         return _single(pipe, args, prep)

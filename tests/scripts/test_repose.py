@@ -27,14 +27,16 @@ from models.keypoint_detector import TORCHVISION_WEIGHTS_FILE
 from training import evaluation
 from util.keypoints import read_keypoints, write_openpose_json
 
-# The detector with random weights: keep every box and joint, and a small internal resize so it runs fast.
+from tests.helpers import common_args
+
+# The detector with random weights: keep every box and joint; a small internal resize and few persons (the keypoint
+# head runs once per person box) so it runs fast.
 RANDOM_DETECTOR_ARGS = ['--detector_person_threshold', '0', '--detector_keypoint_threshold=-inf',
-                        '--detector_size', '64', '96']
+                        '--detector_size', '64', '96', '--detector_max_persons', '3']
 
 
 def _pose_args(root, ckpt, exp_id, *extra):
-    return ['--id', exp_id, '--dataset_name', 'demo', '--data_root', str(root), '--checkpoints_dir', str(ckpt),
-            '--gpu_ids', '-1', '--num_workers', '0', '--tensorboard', '0', '--pretrained_flow_id', 'FlowReg_tiny',
+    return ['--id', exp_id, *common_args(root, ckpt), '--pretrained_flow_id', 'FlowReg_tiny',
             '--G_nf', '8', '--G_max_nf', '16', '--D_nf', '8', '--batch_size', '2', '--max_steps_per_epoch', '2',
             '--val_batches', '1', '--n_vis', '0', '--display_freq', '1', '--loss_weight_content', '0',
             '--which_model_G', 'dual_unet', '--G_feat_warp', '1', '--G_vis_mode', 'residual', '--n_epoch', '1',
