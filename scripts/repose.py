@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument('--detector_max_persons', type=int, default=100,
                       help='most persons the detector returns per photo (fewer is faster)')
     pose.add_argument('--framing', default='auto', choices=list(FRAMING_MODES),
-                      help='auto: crop around the person like the training images; identity: the photos are '
-                           'already framed at the model size')
+                      help='auto: crop around the person (by its keypoints) like the training images; box: the '
+                           "same by the detector's person box (no --source_pose); identity: the photos are already "
+                           'framed at the model size')
     pose.add_argument('--framing_preset', default=None, choices=sorted(FRAMING_PRESETS),
                       help="how the person is framed (default: the model's training dataset)")
     pose.add_argument('--target_scale', default='target', choices=list(TARGET_REFERENCES),
