@@ -347,7 +347,8 @@ def encode_pairs(pairs: Sequence[PreparedPair], opt: Options) -> dict[str, Any]:
 
     def heatmaps(kps: np.ndarray) -> torch.Tensor:
         # The dataset's encoding (BaseDataset.heatmaps): kp_to_map takes (W, H).
-        return to_chw(kp_to_map((width, height), kps, mode=opt.joint_mode, radius=opt.joint_radius))
+        return torch.from_numpy(kp_to_map((width, height), kps, mode=opt.joint_mode, radius=opt.joint_radius,
+                                          channels_first=True))
 
     def stack(values: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(values)
