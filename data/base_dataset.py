@@ -72,6 +72,18 @@ def shift_image(arr: np.ndarray, dx: int, dy: int, pad: float) -> np.ndarray:
     return out
 
 
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``float32 [H, W, 3]`` in [-1, 1]: ``x / 255``, then ``(x - 0.5) / 0.5``, in float32.
+
+    The encoding of every image the networks see: the datasets' images (:meth:`BaseDataset.read_image`, through the
+    same table) and the inference pipeline's photos.
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        desc = f'{rgb.dtype} {rgb.shape}' if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f'normalize_image expects an RGB uint8 image [H, W, 3], got {desc}')
+    return cv2.LUT(rgb, _LEVEL_TO_UNIT)
+
+
 def to_chw(arr: np.ndarray) -> torch.Tensor:
     """``[H, W, C]`` numpy -> contiguous ``float32 [C, H, W]`` tensor (``[H, W]`` -> ``[1, H, W]``).
 

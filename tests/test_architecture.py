@@ -4,6 +4,7 @@ Floors, each importing only floors below it (and its own)::
 
     scripts/, benchmarks/   thin command lines
     training/               the engine: loop, evaluation passes, checkpoint, logger
+    inference/              the pose-transfer pipeline on any photo (framing, detection, media I/O)
     options/                option sets
     models/                 models, networks, losses (may use data, metrics, util)
     data/                   datasets, loaders, the synthetic generator (util only)
@@ -40,9 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 # Top-level package -> the packages it may import (its own included). scripts/ and benchmarks/ share the top
 # floor; data/ and metrics/ are side by side above util/ and do not import each other.
 FLOORS: dict[str, frozenset[str]] = {
-    'scripts': frozenset({'scripts', 'benchmarks', 'training', 'options', 'models', 'data', 'metrics', 'util'}),
-    'benchmarks': frozenset({'scripts', 'benchmarks', 'training', 'options', 'models', 'data', 'metrics', 'util'}),
-    'training': frozenset({'training', 'options', 'models', 'data', 'metrics', 'util'}),
+    'scripts': frozenset({'scripts', 'benchmarks', 'training', 'inference', 'options', 'models', 'data', 'metrics',
+                          'util'}),
+    'benchmarks': frozenset({'scripts', 'benchmarks', 'training', 'inference', 'options', 'models', 'data', 'metrics',
+                             'util'}),
+    'training': frozenset({'training', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
+    'inference': frozenset({'inference', 'options', 'models', 'data', 'metrics', 'util'}),
     'options': frozenset({'options', 'models', 'data', 'metrics', 'util'}),
     'models': frozenset({'models', 'data', 'metrics', 'util'}),
     'data': frozenset({'data', 'util'}),
