@@ -1,4 +1,4 @@
-"""Command-line option sets (argparse) for the flow-regression and pose-transfer scripts (SPEC §2)."""
+"""Command-line option sets (argparse) for the flow-regression and pose-transfer scripts."""
 from options.base_options import (ARCH_KEYS, BaseOptions, Options, format_options, load_options_file,
                                   merge_train_options, parse_gpu_ids, resolve_device, save_options)
 from options.flow_regression_options import (FLOW_PRESETS, BaseFlowRegressionOptions, TestFlowRegressionOptions,
