@@ -21,8 +21,8 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from webapp.service import (AppError, PoseSpace, ReposeService, SourceChoice, draw_skeleton, pose_from_table,  # noqa: E402
-                         pose_table, walk_cycle)
+from webapp.service import (AppError, PoseSpace, ReposeService, SourceChoice, draw_skeleton,  # noqa: E402
+                            pose_from_table, pose_table, walk_cycle)
 from inference.media import load_image  # noqa: E402
 from util.pose_util import draw_pose  # noqa: E402
 
@@ -66,28 +66,28 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab('Upload a photo'):
                         source_file = gr.File(label='Photo (JPEG, PNG, BMP, WebP, TIFF; at most 20 MB)',
-                                              file_types=['image'], elem_id='source-file')
+                                              file_types=['image'], height=120, elem_id='source-file')
                         source_pose_file = gr.File(label="Its keypoints (optional OpenPose/COCO JSON; else detected)",
-                                                   file_types=['.json'], elem_id='source-pose-file')
+                                                   file_types=['.json'], height=120, elem_id='source-pose-file')
                     with gr.Tab('Dataset test images'):
-                        source_gallery = gr.Gallery(label='Test images', columns=6, height=260, allow_preview=False,
-                                                    format='png', elem_id='source-gallery')
+                        source_gallery = gr.Gallery(label='Test images', columns=8, height=270, allow_preview=False,
+                                                    format='png', object_fit='contain', elem_id='source-gallery')
                 source_preview = gr.Image(label='Source', interactive=False, height=256, format='png',
-                                          elem_id='source-preview')
+                                          buttons=['fullscreen'], elem_id='source-preview')
             with gr.Column():
                 gr.Markdown('### 2. Target pose')
                 with gr.Tabs():
                     with gr.Tab('Dataset test poses'):
-                        pose_gallery = gr.Gallery(label='Test poses', columns=6, height=260, allow_preview=False,
-                                                  format='png', elem_id='pose-gallery')
+                        pose_gallery = gr.Gallery(label='Test poses', columns=8, height=270, allow_preview=False,
+                                                  format='png', object_fit='contain', elem_id='pose-gallery')
                     with gr.Tab('From a photo'):
                         target_image_file = gr.File(label='Photo of someone in the target pose (pose detected)',
-                                                    file_types=['image'], elem_id='target-image-file')
+                                                    file_types=['image'], height=120, elem_id='target-image-file')
                     with gr.Tab('Keypoint file'):
                         target_pose_file = gr.File(label='OpenPose / COCO keypoint JSON', file_types=['.json'],
-                                                   elem_id='target-pose-file')
+                                                   height=120, elem_id='target-pose-file')
                 pose_preview = gr.Image(label='Target pose', interactive=False, height=256, format='png',
-                                        elem_id='pose-preview')
+                                        buttons=['fullscreen'], elem_id='pose-preview')
                 with gr.Accordion('Adjust the pose joint by joint (x, y in pixels; -1, -1 = missing)', open=False):
                     joints = gr.Dataframe(headers=['joint', 'x', 'y'], datatype=['str', 'number', 'number'],
                                           row_count=18, column_count=3, interactive=True, static_columns=[0],
@@ -97,7 +97,7 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab('Result'):
                 result_image = gr.Image(label='Result', interactive=False, type='filepath', format='png', height=320,
-                                        elem_id='result')
+                                        buttons=['download', 'fullscreen'], elem_id='result')
                 download = gr.DownloadButton('Download the result (PNG)', visible=False, elem_id='download')
             with gr.Tab('How it was made'):
                 panels = gr.Gallery(label='Intermediate panels', columns=5, height=340, format='png',
@@ -129,8 +129,8 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
             sources, poses = [], []
             if gallery is not None:
                 size = gallery.image_size
-                sources = [(load_image(path), img_id) for path, img_id in zip(gallery.images, gallery.ids)]
-                poses = [(draw_pose(pose, size), img_id) for pose, img_id in zip(gallery.poses, gallery.ids)]
+                sources = [load_image(path) for path in gallery.images]
+                poses = [draw_pose(pose, size) for pose in gallery.poses]
             return note, None, None, None, None, sources, poses, None
 
         model_box.change(on_model, model_box, [model_note, source_state, space_state, source_preview, pose_preview,
@@ -156,8 +156,8 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
                 except AppError as e:
                     return state, _error(str(e))
             if state and state.get('kind') == 'upload':
-                state = {**state, 'keypoints': pose_path}
-            return state, ''
+                return {**state, 'keypoints': pose_path}, ''
+            return gr.skip(), ''
 
         source_pose_file.change(on_source_pose, [source_pose_file, source_state], [source_state, status])
 
