@@ -7,5 +7,6 @@
 * :mod:`webapp.page`: the Gradio page over the service (imports ``gradio``, from requirements-app.txt).
 
 A floor above ``inference/`` (named ``webapp`` because ``scripts/app.py`` would shadow a package ``app``): it may
-import inference, options, models, data, metrics and util; ``scripts/app.py`` is a thin layer over it. This package does not import :mod:`webapp.page`, so the service works without Gradio.
+import inference, options, models, data, metrics and util; ``scripts/app.py`` is a thin layer over it. This
+package's ``__init__`` does not import :mod:`webapp.page`, so the service works without Gradio.
 """
