@@ -18,6 +18,8 @@ What a call does, in order:
    frame people (:func:`util.framing.frame_from_keypoints`, preset from the model's dataset), and the target
    pose is brought into the same output frame by its own skeleton (``target_scale='target'``) or with the
    source's body size and position (``'source'``), :func:`util.framing.normalize_target_pose`.
+   ``framing='box'`` frames the source by the detector's person box instead of its keypoints (useful when
+   few joints are found, e.g. a person partly hidden; the target pose is framed as with ``'auto'``).
    ``framing='identity'`` takes images already at the model's size and keypoints already in its frame (the
    datasets' own images and labels); a :class:`util.framing.Frame` gives the source crop explicitly.
 3. **Model input**, built like the dataset items: images through :func:`data.base_dataset.normalize_image`,
@@ -60,8 +62,8 @@ from models.pose_transfer_model import BN_MODES, PoseTransferModel
 from options.base_options import Options, merge_train_options
 from options.pose_transfer_options import TestPoseTransferOptions
 from util.flow_util import flow_to_rgb
-from util.framing import (TARGET_REFERENCES, Frame, FramingParams, crop_to_frame, frame_from_keypoints,
-                          framing_params, normalize_target_pose, paste_back)
+from util.framing import (TARGET_REFERENCES, Frame, FramingParams, crop_to_frame, frame_from_box,
+                          frame_from_keypoints, framing_params, normalize_target_pose, paste_back)
 from util.keypoints import (DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_MIN_JOINTS, NUM_JOINTS, KeypointError,
                             check_keypoints, read_keypoint_sequence, read_keypoints, smooth_keypoint_sequence,
                             valid_joints)
@@ -71,7 +73,7 @@ from util.weights import network_path
 
 PathLike = str | os.PathLike
 
-FRAMING_MODES = ('auto', 'identity')
+FRAMING_MODES = ('auto', 'identity', 'box')
 # Framing preset of each training dataset (the model's --dataset_name).
 DATASET_FRAMING = {'deepfashion': 'deepfashion', 'market': 'market', 'demo': 'demo'}
 # Label of the weights used when which_epoch is None, in order of preference.
@@ -345,7 +347,8 @@ def encode_pairs(pairs: Sequence[PreparedPair], opt: Options) -> dict[str, Any]:
 
     def heatmaps(kps: np.ndarray) -> torch.Tensor:
         # The dataset's encoding (BaseDataset.heatmaps): kp_to_map takes (W, H).
-        return to_chw(kp_to_map((width, height), kps, mode=opt.joint_mode, radius=opt.joint_radius))
+        return torch.from_numpy(kp_to_map((width, height), kps, mode=opt.joint_mode, radius=opt.joint_radius,
+                                          channels_first=True))
 
     def stack(values: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(values)
@@ -478,6 +481,21 @@ class PoseTransferPipeline:
         return check_keypoints(keypoints, source=f'{what} of {image_name}' if image is not None else what,
                                image_size=image_size, min_joints=DEFAULT_MIN_JOINTS)
 
+    def _source_pose(self, keypoints: Any, photo: np.ndarray, name: str, framing: str | Frame,
+                     person_index: int | None, confidence_threshold: float) -> tuple[np.ndarray, str | Frame]:
+        """The source's keypoints and the framing to use: ``framing='box'`` becomes the :class:`Frame` of the
+        detected person's box."""
+        if not (isinstance(framing, str) and framing == 'box'):
+            return self._keypoints(keypoints, image=photo, image_name=name, what='source keypoints',
+                                   person_index=person_index, confidence_threshold=confidence_threshold), framing
+        if keypoints is not None:
+            raise ValueError(f'{name}: framing="box" frames the person by the box the keypoint detector finds; give '
+                             f'no source keypoints (--source_pose) with it, or use framing="auto"')
+        detection = detect_person(self.detector, photo, person_index=person_index, image_name=name)
+        kps = check_keypoints(detection.keypoints, source=f'the keypoints detected in {name}',
+                              image_size=photo.shape[:2], min_joints=DEFAULT_MIN_JOINTS)
+        return kps, frame_from_box(detection.box, self.image_size, self.framing)
+
     # ------------------------------------------------------------------------------------------ framing
     def _source_frame(self, image: np.ndarray, keypoints: np.ndarray, framing: str | Frame, name: str) -> Frame:
         if isinstance(framing, Frame):
@@ -529,8 +547,7 @@ class PoseTransferPipeline:
         """Read, validate and frame one pair (no model involved); arguments as :meth:`__call__`."""
         conf = self.confidence_threshold if confidence_threshold is None else float(confidence_threshold)
         photo, source_name = as_rgb_image(source_image, name or '<source image>', min_side=self.min_image_side)
-        src_kps = self._keypoints(source_keypoints, image=photo, image_name=source_name, what='source keypoints',
-                                  person_index=person_index, confidence_threshold=conf)
+        src_kps, framing = self._source_pose(source_keypoints, photo, source_name, framing, person_index, conf)
         frame, source, framed_src_kps = self._framed_source(photo, src_kps, framing, source_name)
         target = None
         if target_image is not None:
@@ -572,8 +589,7 @@ class PoseTransferPipeline:
         """
         conf = self.confidence_threshold if confidence_threshold is None else float(confidence_threshold)
         photo, source_name = as_rgb_image(source_image, name or '<source image>', min_side=self.min_image_side)
-        src_kps = self._keypoints(source_keypoints, image=photo, image_name=source_name, what='source keypoints',
-                                  person_index=person_index, confidence_threshold=conf)
+        src_kps, framing = self._source_pose(source_keypoints, photo, source_name, framing, person_index, conf)
         frame, source, framed_src_kps = self._framed_source(photo, src_kps, framing, source_name)
         if isinstance(target_sequence, (str, os.PathLike)) or (
                 isinstance(target_sequence, (list, tuple)) and target_sequence
@@ -652,7 +668,8 @@ class PoseTransferPipeline:
             source_keypoints: the source's keypoints (array, file or :class:`KeypointFile`); detected when None.
             return_intermediates: fill ``result.intermediates`` (flow, visibility, warped source, ...).
             paste_back: also put the result back into the source photo (``result.pasted``).
-            framing: ``'auto'``, ``'identity'`` (already framed at the model size) or a source :class:`Frame`.
+            framing: ``'auto'`` (by the source's keypoints), ``'box'`` (by the detected person box),
+                ``'identity'`` (already framed at the model size) or a source :class:`Frame`.
             target_scale: ``'target'`` (frame the target by its own skeleton) or ``'source'`` (the source's body
                 size and position).
             person_index: which person of a multi-person keypoint file (file order) or detection (largest first).

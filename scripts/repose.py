@@ -91,9 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help='detections with a lower person score are ignored')
     pose.add_argument('--detector_keypoint_threshold', type=float, default=DEFAULT_KEYPOINT_SCORE_THRESH,
                       help='detected joints with a lower score (heatmap logit) are missing')
+    pose.add_argument('--detector_size', type=int, nargs=2, default=[800, 1333], metavar=('MIN', 'MAX'),
+                      help="the detector's internal resize: shorter side MIN, longer side at most MAX (smaller is "
+                           "faster and less accurate)")
+    pose.add_argument('--detector_max_persons', type=int, default=100,
+                      help='most persons the detector returns per photo (fewer is faster)')
     pose.add_argument('--framing', default='auto', choices=list(FRAMING_MODES),
-                      help='auto: crop around the person like the training images; identity: the photos are '
-                           'already framed at the model size')
+                      help='auto: crop around the person (by its keypoints) like the training images; box: the '
+                           "same by the detector's person box (no --source_pose); identity: the photos are already "
+                           'framed at the model size')
     pose.add_argument('--framing_preset', default=None, choices=sorted(FRAMING_PRESETS),
                       help="how the person is framed (default: the model's training dataset)")
     pose.add_argument('--target_scale', default='target', choices=list(TARGET_REFERENCES),
@@ -111,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _mode(args: argparse.Namespace) -> str:
     if args.batch_size < 1:
         raise UsageError(f'--batch_size must be >= 1, got {args.batch_size}')
+    if not 0 < args.detector_size[0] <= args.detector_size[1]:
+        raise UsageError(f'--detector_size MIN MAX needs 0 < MIN <= MAX, got {args.detector_size}')
+    if args.detector_max_persons < 1:
+        raise UsageError(f'--detector_max_persons must be >= 1, got {args.detector_max_persons}')
+    if not args.fps > 0:
+        raise UsageError(f'--fps must be positive, got {args.fps}')
     if args.pairs:
         clash = [f'--{k}' for k in ('source', 'source_pose', 'target_pose', 'target_image', 'target_pose_dir', 'out')
                  if getattr(args, k)]
@@ -250,8 +262,9 @@ def _output_name(row: dict[str, Any], used: dict[str, int]) -> str:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             name = f'{name}.png'
     else:
-        target = row['target_pose'] or row['target_image']
-        name = f'{Path(row["source"]).stem}_to_{Path(target).stem}.png'
+        target = (Path(row['target_image']).stem if row['target_image'] else
+                  row['target_entry'] or Path(row['target_pose']).stem)
+        name = f'{Path(row["source"]).stem}_to_{target}.png'
         if name in used:
             name = f'{Path(name).stem}_row{row["row"]}.png'
     if name in used:
@@ -338,7 +351,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         detector_weights=args.detector_weights, batch_size=args.batch_size, framing_preset=args.framing_preset,
         confidence_threshold=args.confidence_threshold,
         detector_options={'person_score_thresh': args.detector_person_threshold,
-                          'keypoint_score_thresh': args.detector_keypoint_threshold})
+                          'keypoint_score_thresh': args.detector_keypoint_threshold,
+                          'min_size': args.detector_size[0], 'max_size': args.detector_size[1],
+                          'max_detections': args.detector_max_persons})
     prep = {'framing': args.framing, 'target_scale': args.target_scale, 'person_index': args.person_index}
     if mode == 'single':
         return _single(pipe, args, prep)

@@ -4,7 +4,8 @@ Floors, each importing only floors below it (and its own)::
 
     scripts/, benchmarks/   thin command lines
     webapp/                 the web page (scripts/app.py) over the inference pipeline
-    training/, inference/   the engine: loop, evaluation passes, checkpoint, logger; the pipeline for new photos
+    training/               the engine: loop, evaluation passes, checkpoint, logger
+    inference/              the pose-transfer pipeline on any photo (framing, detection, media I/O)
     options/                option sets
     models/                 models, networks, losses (may use data, metrics, util)
     data/                   datasets, loaders, the synthetic generator (util only)
@@ -45,8 +46,8 @@ FLOORS: dict[str, frozenset[str]] = {
                           'metrics', 'util'}),
     'benchmarks': frozenset({'scripts', 'benchmarks', 'webapp', 'training', 'inference', 'options', 'models', 'data',
                              'metrics', 'util'}),
-    'webapp': frozenset({'webapp', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
-    'training': frozenset({'training', 'options', 'models', 'data', 'metrics', 'util'}),
+    'webapp': frozenset({'webapp', 'training', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
+    'training': frozenset({'training', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
     'inference': frozenset({'inference', 'options', 'models', 'data', 'metrics', 'util'}),
     'options': frozenset({'options', 'models', 'data', 'metrics', 'util'}),
     'models': frozenset({'models', 'data', 'metrics', 'util'}),
@@ -68,6 +69,18 @@ TYPE_CHECKING_IMPORTS: dict[tuple[str, str], str] = {
 
 # (importer, function, imported) -> reason. The only function-local imports of project modules.
 FUNCTION_LOCAL_IMPORTS: dict[tuple[str, str, str], str] = {
+    ('benchmarks.bench_data', 'worker_main', 'data'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'worker_main', 'data.data_loader'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'generate', 'data.synthetic'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'main', 'util.io'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
     ('data', '__getattr__', 'data.data_loader'):
         'lazy re-export of create_dataset/make_dataloader: `import data.synthetic` (the generator CLI) must not '
         'import torch',

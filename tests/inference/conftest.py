@@ -4,18 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.inference.helpers import write_model_folder
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks run faster on one thread on the shared test machine; restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_torch_thread(single_thread_torch):
+    """Tiny networks: one torch thread (see ``single_thread_torch`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope='session')

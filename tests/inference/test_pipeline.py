@@ -21,7 +21,7 @@ from inference.pipeline import (PANEL_COLUMNS, KeypointFile, ModelFolderError, P
 from models.keypoint_detector import Detection, KeypointDetector, NoPersonFoundError
 from options.base_options import merge_train_options
 from options.pose_transfer_options import TestPoseTransferOptions
-from util.framing import Frame, bone_scale_ratio, frame_from_keypoints, paste_back
+from util.framing import Frame, bone_scale_ratio, frame_from_box, frame_from_keypoints, paste_back
 from util.keypoints import KeypointError, read_keypoints, smooth_moving_average, valid_joints, write_openpose_json
 
 from tests.inference.helpers import RandomKeypointRCNN, rotate_arms, skeleton, synthetic_photo, write_model_folder
@@ -354,6 +354,22 @@ def test_detector_is_used_only_without_keypoints(model_dir, photo):
     np.testing.assert_allclose(from_photo.target_keypoints, from_photo.source_keypoints, atol=1e-3)
     with pytest.raises(NoPersonFoundError, match='no person found in <source image>'):
         PoseTransferPipeline.from_pretrained(model_dir, device='cpu', detector=FixedDetector([]))(image, target)
+
+
+def test_box_framing_frames_the_detected_box(model_dir, photo):
+    """framing='box': the source frame is the training-data framing of the detected person's box, the keypoints
+    are the detected ones, and the target pose is framed by its own skeleton as with 'auto'."""
+    image, pose, target = photo
+    box = (250.0, 100.0, 350.0, 420.0)
+    pipe = PoseTransferPipeline.from_pretrained(model_dir, device='cpu', detector=FixedDetector([_detection(pose, box)]))
+    result = pipe(image, target, framing='box')
+    expected = frame_from_box(box, DEMO_HW, pipe.framing)
+    np.testing.assert_allclose(result.frame.box, expected.box, atol=1e-6)
+    np.testing.assert_allclose(result.source_keypoints, expected.to_output(pose), atol=1e-4)
+    np.testing.assert_allclose(result.target_keypoints, pipe(image, target).target_keypoints, atol=1e-4)
+    assert not np.allclose(result.frame.box, pipe(image, target).frame.box, atol=1)  # not the keypoint framing
+    with pytest.raises(ValueError, match='framing="box" frames the person by the box'):
+        pipe(image, target, source_keypoints=pose, framing='box')
 
 
 def test_without_a_detector_keypoints_are_required(pipe, photo):
