@@ -70,7 +70,7 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
                         source_pose_file = gr.File(label="Its keypoints (optional OpenPose/COCO JSON; else detected)",
                                                    file_types=['.json'], height=120, elem_id='source-pose-file')
                     with gr.Tab('Dataset test images'):
-                        source_gallery = gr.Gallery(label='Test images', columns=8, height=270, allow_preview=False,
+                        source_gallery = gr.Gallery(label='Test images', columns=8, height=150, allow_preview=False,
                                                     format='png', object_fit='contain', elem_id='source-gallery')
                 source_preview = gr.Image(label='Source', interactive=False, height=256, format='png',
                                           buttons=['fullscreen'], elem_id='source-preview')
@@ -78,7 +78,7 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
                 gr.Markdown('### 2. Target pose')
                 with gr.Tabs():
                     with gr.Tab('Dataset test poses'):
-                        pose_gallery = gr.Gallery(label='Test poses', columns=8, height=270, allow_preview=False,
+                        pose_gallery = gr.Gallery(label='Test poses', columns=8, height=150, allow_preview=False,
                                                   format='png', object_fit='contain', elem_id='pose-gallery')
                     with gr.Tab('From a photo'):
                         target_image_file = gr.File(label='Photo of someone in the target pose (pose detected)',
@@ -100,8 +100,8 @@ def build_page(service: ReposeService, model: str | None = None) -> gr.Blocks:
                                         buttons=['download', 'fullscreen'], elem_id='result')
                 download = gr.DownloadButton('Download the result (PNG)', visible=False, elem_id='download')
             with gr.Tab('How it was made'):
-                panels = gr.Gallery(label='Intermediate panels', columns=5, height=340, format='png',
-                                    elem_id='panels')
+                panels = gr.Gallery(label='Intermediate panels', columns=5, height=360, format='png',
+                                    object_fit='contain', elem_id='panels')
             with gr.Tab('Sequence'):
                 gr.Markdown('The source person through a sequence of poses, as an animated GIF.')
                 sequence_kind = gr.Radio(list(SEQUENCE_SOURCES), value=SEQUENCE_SOURCES[0], label='Poses',
