@@ -446,7 +446,8 @@ class ReposeService:
     def sequence(self, name: str, source: SourceChoice, poses: np.ndarray, space: PoseSpace,
                  fps: float = 8.0) -> SequenceOutput:
         """The source person in every pose of ``poses`` ``[T, 18, 2]`` (one target frame for all, so the motion
-        is kept), written as an animated GIF."""
+        is kept), written as an animated GIF. A model-frame sequence that leaves the model frame is framed
+        automatically."""
 
         def work() -> SequenceOutput:
             start = time.perf_counter()
@@ -454,8 +455,12 @@ class ReposeService:
                 raise AppError(f'the frame rate must be positive, got {fps}')
             pipe = self.pipeline(name)
             image, keypoints, from_dataset = self._source_args(name, source)
-            results = pipe.repose_sequence(image, np.asarray(poses, dtype=np.float32), source_keypoints=keypoints,
-                                           framing=self.framing_for(from_dataset, space))
+            seq = np.asarray(poses, dtype=np.float32)
+            framing = self.framing_for(from_dataset, space)
+            height, width = pipe.image_size
+            if framing == 'identity' and ((seq[..., 0] > width) | (seq[..., 1] > height)).any():
+                framing = 'auto'  # the motion leaves the model frame: frame the whole sequence by its skeletons
+            results = pipe.repose_sequence(image, seq, source_keypoints=keypoints, framing=framing)
             frames = [r.image for r in results]
             video = write_video(self._new_dir() / 'sequence.gif', frames, fps=fps)
             return SequenceOutput(path=video.path, n_frames=len(frames), seconds=time.perf_counter() - start,

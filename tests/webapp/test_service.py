@@ -109,6 +109,11 @@ def test_sequence_walk_cycle_and_zip(service, upload_dir, tmp_path):
     assert out.n_frames == 4 and out.path.suffix == '.gif'
     with Image.open(out.path) as gif:
         assert gif.n_frames == 4 and gif.size == (64, 128)
+    # A walk that leaves the model frame (the dataset's poses reach the frame's edges) is framed automatically.
+    wide = walk_cycle(gallery.poses[1], n_frames=4, swing_degrees=80)
+    assert (wide[..., 0] > 64).any() or (wide[..., 1] > 128).any()
+    out = service.sequence('PoseTransfer_web', SourceChoice(dataset_index=0), wide, PoseSpace('model'), fps=5)
+    assert out.n_frames == 4
     archive = tmp_path / 'dance.zip'
     with zipfile.ZipFile(archive, 'w') as z:
         for t in (10, 2, 1):  # natural order: 1, 2, 10
