@@ -14,10 +14,14 @@ from PIL import Image
 from inference.media import load_image
 from inference.pipeline import PoseTransferPipeline
 from util.keypoints import read_keypoints, write_openpose_json
-from webapp.catalog import list_models, load_gallery, resolve_data_root
+from webapp.catalog import list_models, resolve_data_root
 from webapp.service import (AppError, PoseSpace, ReposeService, SourceChoice, pose_from_table, pose_table,
                             walk_cycle)
 from webapp.uploads import UploadError, check_image_upload, extract_keypoint_zip, sniff_image_format
+
+from tests.webapp.helpers import SCRIPTS  # noqa: F401  (puts scripts/ on sys.path, as running a script does)
+
+import app as app_script  # noqa: E402  (scripts/app.py)
 
 
 @pytest.fixture(scope='module')
@@ -232,3 +236,12 @@ def test_walk_cycle_swings_limbs_and_keeps_their_lengths(service):
     # left and right legs swing in opposite directions
     quarter = cycle[2]
     assert np.sign(quarter[9, 0] - base[9, 0]) == -np.sign(quarter[12, 0] - base[12, 0]) != 0
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def test_command_line_binds_to_loopback_and_warns_about_exposing():
+    parser = app_script.build_parser()
+    args = parser.parse_args([])
+    assert args.host == '127.0.0.1' and not args.share and args.port == 7860 and args.max_upload_mb == 20
+    text = ' '.join(parser.format_help().split())
+    assert text.count('WARNING') == 2 and 'exposes the page to the network' in text
