@@ -234,6 +234,10 @@ def test_upload_pick_pose_run_gives_the_pipeline_output(server, browser, demo_in
     # The download button is offered; the intermediate panels are labelled.
     download = _find(browser, '#download')
     assert download and download[0].is_displayed() and 'Download the result' in download[0].text
+    # The page was served on the loopback address and loaded nothing from any other host.
+    assert 'Running on local URL:  http://127.0.0.1:' in server['log'].read_text()
+    hosts = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert {h.split('/')[2] for h in hosts if '://' in h} == {server['url'].split('/')[2]}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / 'app_browser.png'))
     assert (ARTIFACTS / 'app_browser.png').stat().st_size > 10_000
