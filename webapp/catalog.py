@@ -5,7 +5,8 @@ A *model* is an experiment folder holding a ``train_opt.json`` of a pose-transfe
 (``dataset_type: pose_transfer``); its weights (``<epoch>_net_netG.pth``) may be missing, which the page reports when
 the model is used. Its *dataset* is the ``data_root`` of that ``train_opt.json`` (a relative path is taken from the
 current folder, then from the checkpoints folder's parent), read in the layout of docs/architecture.md: the test
-split's image ids from ``Label/pair_split.json`` and their keypoints from ``Label/pose_label.pkl``.
+split's image ids from ``Label/pair_split.json`` and their keypoints from ``Label/pose_label.pkl`` (or its
+converted twin, see :mod:`util.labels`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from inference.pipeline import available_epochs
 from util.io import load_json
-from util.keypoints import DEFAULT_MIN_JOINTS, KeypointError, check_keypoints, load_keypoint_data
+from util.keypoints import DEFAULT_MIN_JOINTS, KeypointError, check_keypoints
+from util.labels import load_label_file
 
 PathLike = str | os.PathLike
 
@@ -124,7 +126,7 @@ def load_gallery(entry: ModelEntry, data_root: PathLike, *, limit: int = GALLERY
     split = load_json(root / entry.fn_split)
     if not isinstance(split, dict) or not isinstance(split.get('test'), list):
         raise ValueError(f'{root / entry.fn_split}: no "test" split')
-    labels = load_keypoint_data(root / entry.fn_pose)
+    labels = load_label_file(root / entry.fn_pose)  # or its converted .json/.npz twin
     if not isinstance(labels, dict):
         raise KeypointError(f'{root / entry.fn_pose}: expected a dict id -> 18 [x, y]')
     ids: list[str] = []

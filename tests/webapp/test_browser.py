@@ -15,7 +15,6 @@ import importlib.util
 import io
 import json
 import os
-import pickle
 import shutil
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from PIL import Image
 
 from inference.pipeline import PoseTransferPipeline
 from util.keypoints import write_openpose_json
+from util.labels import load_label_file
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = 'INTRINSIC_FLOW_REQUIRE_BROWSER'
@@ -133,8 +133,7 @@ def demo_inputs(demo_root, tmp_path_factory):
     """A demo test image as the uploaded source (a copy outside the dataset), its keypoints as OpenPose JSON,
     and the keypoints of the gallery pose the tests pick (read from the dataset files, not through the app)."""
     split = json.loads((demo_root / 'Label' / 'pair_split.json').read_text())['test']
-    with (demo_root / 'Label' / 'pose_label.pkl').open('rb') as f:
-        labels = pickle.load(f)  # noqa: S301 - the test's own generated file
+    labels = load_label_file(demo_root / 'Label' / 'pose_label.pkl')
     ids = list(dict.fromkeys(img_id for pair in split for img_id in pair))
     folder = tmp_path_factory.mktemp('uploads')
     source_id = ids[0]
