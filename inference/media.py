@@ -24,6 +24,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from util.image_file import describe_undecodable, image_bytes_problem
 from util.io import atomic_target
 
 PathLike = str | os.PathLike
@@ -59,10 +60,13 @@ def load_image(path: PathLike, *, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
         data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     except OSError as e:
         raise ImageError(f'cannot read the image file {path}: {e}') from e
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    problem = image_bytes_problem(data)
+    if problem is not None:
+        raise ImageError(f'{path} {problem[1]}; give a complete JPEG, PNG, BMP, WebP or TIFF photo')
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ImageError(f'{path} is not a readable image ({data.size} bytes); give a JPEG, PNG, BMP, WebP or TIFF '
-                         f'photo')
+        raise ImageError(f'{path} is not a readable image: {describe_undecodable(data)} ({data.size} bytes); give '
+                         f'a JPEG, PNG, BMP, WebP or TIFF photo')
     return check_min_size(np.ascontiguousarray(bgr[:, :, ::-1]), str(path), min_side)
 
 

@@ -15,7 +15,7 @@ JPEG_EOI = b'\xff\xd9'
 JPEG_TAIL = 1024
 # Signatures of the formats OpenCV reads, to say what a file that does not decode is.
 IMAGE_SIGNATURES = ((JPEG_SOI, 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'),
-                    (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'), (b'RIFF', 'WebP'))
+                    (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'))
 
 
 def _as_bytes(data: bytes | np.ndarray, start: int, stop: int | None = None) -> bytes:
@@ -25,6 +25,8 @@ def _as_bytes(data: bytes | np.ndarray, start: int, stop: int | None = None) -> 
 def image_format(data: bytes | np.ndarray) -> str | None:
     """The format the file's first bytes announce (``'JPEG'``, ``'PNG'``, ...), or None."""
     head = _as_bytes(data, 0, 16)
+    if head[:4] == b'RIFF' and head[8:12] == b'WEBP':  # RIFF is a container; WebP names itself at byte 8
+        return 'WebP'
     return next((name for sig, name in IMAGE_SIGNATURES if head.startswith(sig)), None)
 
 

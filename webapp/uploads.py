@@ -20,19 +20,15 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from util.image_file import image_format
+
 PathLike = str | os.PathLike
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_ZIP_MEMBERS = 2000
-# Leading bytes of the image formats the page accepts -> format name.
-IMAGE_SIGNATURES = (
-    (b'\xff\xd8\xff', 'JPEG'),
-    (b'\x89PNG\r\n\x1a\n', 'PNG'),
-    (b'BM', 'BMP'),
-    (b'II*\x00', 'TIFF'),
-    (b'MM\x00*', 'TIFF'),
-)
+# The image formats the page accepts (what the pipeline's OpenCV decoder reads), told by their first bytes.
+ACCEPTED_FORMATS = ('JPEG', 'PNG', 'BMP', 'WebP', 'TIFF')
 ACCEPTED_IMAGES = 'JPEG, PNG, BMP, WebP or TIFF'
 
 
@@ -64,10 +60,9 @@ def check_size(path: PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> int:
 
 
 def sniff_image_format(head: bytes) -> str | None:
-    """The image format whose signature ``head`` (the file's first 16 bytes) starts with, or None."""
-    if len(head) >= 12 and head[:4] == b'RIFF' and head[8:12] == b'WEBP':
-        return 'WebP'
-    return next((name for sig, name in IMAGE_SIGNATURES if head.startswith(sig)), None)
+    """The accepted image format whose signature ``head`` (the file's first 16 bytes) starts with, or None."""
+    fmt = image_format(head)
+    return fmt if fmt in ACCEPTED_FORMATS else None
 
 
 def check_image_upload(path: PathLike, max_bytes: int = MAX_UPLOAD_BYTES,

@@ -41,6 +41,18 @@ def test_bad_photos_are_named(tmp_path):
     assert load_image(tmp_path / 'tiny.png', min_side=16).shape == (20, 40, 3)
 
 
+def test_truncated_and_empty_photos_are_refused(tmp_path):
+    # OpenCV decodes a JPEG cut short without complaint (the lost rows come out grey): the bytes are checked first.
+    ok, buf = cv2.imencode('.jpg', _image(64, 48))
+    assert ok
+    (tmp_path / 'cut.jpg').write_bytes(buf.tobytes()[:len(buf) // 2])
+    with pytest.raises(ImageError, match=r'cut.jpg is truncated .*end-of-image'):
+        load_image(tmp_path / 'cut.jpg')
+    (tmp_path / 'empty.png').write_bytes(b'')
+    with pytest.raises(ImageError, match=r'empty.png is empty'):
+        load_image(tmp_path / 'empty.png')
+
+
 def test_in_memory_images(tmp_path):
     rgb = _image()
     arr, name = as_rgb_image(Image.fromarray(rgb), 'mine')
