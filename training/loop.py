@@ -21,6 +21,7 @@ from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
 from training.logger import TrainLogger
+from training.run_state import begin_run
 
 
 @dataclass
@@ -71,6 +72,14 @@ class EpochSampler(Sampler[int]):
 
 def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
+    run = begin_run(opt)  # fresh start or resume, options checked against the checkpoint, records written
+    try:
+        return _train(run.opt, spec)
+    finally:
+        run.close()
+
+
+def _train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     seed_everything(opt.seed)
     expr_dir = opt.expr_dir
 
