@@ -414,6 +414,13 @@ class BaseOptions:
     def check_consistency(self, opt: Options) -> None:
         """Combinations of options that cannot do what they say: an error (``parser.error``) or a one-line warning
         that says what happens instead. Option sets extend this; the base checks the GPU list."""
+        if 'n_epoch' in vars(opt) and opt.n_epoch < 1:
+            self.parser.error(f'--n_epoch must be >= 1 (got {opt.n_epoch}): with no epoch there is nothing to train')
+        if 'n_epoch_decay' in vars(opt) and opt.n_epoch_decay < 0:
+            self.parser.error(f'--n_epoch_decay must be >= 0 (got {opt.n_epoch_decay})')
+        negative = [f'--{k} {v}' for k, v in sorted(vars(opt).items()) if k.startswith('loss_weight_') and v < 0]
+        if negative:
+            self.parser.error(f'loss weights must be >= 0: {", ".join(negative)}')
         if len(opt.gpu_ids) > 1:
             ids = ','.join(map(str, opt.gpu_ids))
             warn_line(f'--gpu_ids {ids}: this process runs on {opt.device} only (one GPU per process); to train '

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 from models.factory import FLOW_MODELS, FLOW_NETWORK_DEFAULTS
 from models.losses import FLOW_CRITERIA
-from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, add_data_options,
-                                  add_schedule_options)
+from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
+                                  add_data_options, add_schedule_options)
 
 # The flow network's architecture defaults are the models' own (the frozen-flow loader uses them for old files).
 _ARCH = FLOW_NETWORK_DEFAULTS
@@ -126,6 +126,16 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
         parser.add_argument('--loss_weight_flow_ss', type=float, default=5.0,
                             help='segmentation-sensitive flow loss weight')
         add_modern_train_options(parser)
+
+    def check_consistency(self, opt: Options) -> None:
+        super().check_consistency(opt)
+        weights = {'--loss_weight_flow': opt.loss_weight_flow, '--loss_weight_vis': opt.loss_weight_vis}
+        if opt.use_ss_flow_loss:
+            weights['--loss_weight_flow_ss'] = opt.loss_weight_flow_ss
+        if not any(weights.values()):
+            self.parser.error(f'{", ".join(weights)} are all 0 (the segmentation-sensitive loss '
+                              f'{"is" if opt.use_ss_flow_loss else "is off, --use_ss_flow_loss 0, and"} counted): '
+                              f'the flow loss would be 0, nothing to train')
 
 
 class TestFlowRegressionOptions(BaseFlowRegressionOptions):
