@@ -81,6 +81,17 @@ ARCH_KEYS = (
     'input_type1', 'input_type2', 'image_size', 'joint_nc', 'seg_nc', 'joint_mode', 'joint_radius',
 )
 
+# --nan_policy: what a non-finite loss or gradient does to training.
+NAN_POLICIES = ('stop', 'skip')
+
+# Options a resumed run may change; they are applied and listed. The run only continues with other settings.
+RESUME_RUN_KEYS = ('n_epoch', 'n_epoch_decay', 'display_freq', 'test_epoch_freq', 'save_epoch_freq', 'vis_epoch_freq',
+                   'check_grad_freq', 'save_step_freq', 'n_vis', 'tensorboard', 'max_steps_per_epoch', 'val_batches',
+                   'nan_policy', 'data_root', 'vgg_weights')
+# Options that describe this start, not the training: always the command line's, never compared on resume.
+RESUME_CURRENT_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'resume_train',
+                       'resume_label', 'last_epoch', 'auto_resume', 'overwrite')
+
 # Run-time keys that always keep the test command line's value when training options are merged.
 # `id` is kept so a renamed experiment folder still addresses itself (the original took the id
 # stored in the file).
@@ -268,9 +279,14 @@ def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: f
     """Resume, optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per
     stage (SPEC §2.2, §2.3) and are passed in."""
     parser.add_argument('--resume_train', action='store_true',
-                        help='resume training (from --resume_label, else from epoch --last_epoch)')
+                        help="resume training from 'latest' (or --resume_label, or epoch --last_epoch when given). "
+                             'The saved options are used; architecture options cannot change; run options (epochs, '
+                             'frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches, nan_policy, '
+                             'data_root, vgg_weights, devices and workers) given on the command line are applied '
+                             'and listed; any other option that differs from the checkpoint is refused')
     parser.add_argument('--last_epoch', type=int, default=1,
-                        help='epoch to resume from (an integer-labelled checkpoint)')
+                        help='with --resume_train: epoch to resume from (an integer-labelled checkpoint, e.g. the '
+                             "original's <epoch>_net_*.pth files); only used when given")
     parser.add_argument('--lr', type=float, default=lr, help=f'{what} Adam learning rate')
     parser.add_argument('--beta1', type=float, default=beta1, help='Adam beta1')
     parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')
@@ -418,6 +434,9 @@ class BaseOptions:
             self.parser.error(f'--n_epoch must be >= 1 (got {opt.n_epoch}): with no epoch there is nothing to train')
         if 'n_epoch_decay' in vars(opt) and opt.n_epoch_decay < 0:
             self.parser.error(f'--n_epoch_decay must be >= 0 (got {opt.n_epoch_decay})')
+        if vars(opt).get('overwrite') and (opt.resume_train or opt.auto_resume):
+            self.parser.error('--overwrite deletes the experiment folder\'s contents and starts afresh; it cannot be '
+                              'combined with --resume_train or --auto_resume')
         negative = [f'--{k} {v}' for k, v in sorted(vars(opt).items()) if k.startswith('loss_weight_') and v < 0]
         if negative:
             self.parser.error(f'loss weights must be >= 0: {", ".join(negative)}')
@@ -550,3 +569,64 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     if overrides and announce:
         print(f'options from the command line override {path}: {", ".join(overrides.values())}')
     return opt.freeze()
+
+
+def _cli_value(value: Any) -> str:
+    """A value as it is typed on the command line (lists space-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ' '.join(map(str, value))
+    return str(value)
+
+
+def merge_resume_options(opt: Options, saved: dict[str, Any], source: str | Path,
+                         label: str | int) -> tuple[Options, list[str]]:
+    """The options of a resumed run: the checkpoint's saved options, with the command line's run options applied.
+
+    Key by key (``saved``: the options the checkpoint was trained with; ``opt``: the parsed command line):
+
+    * ``RESUME_CURRENT_KEYS`` (id, devices, workers, folders, resume flags) describe this start: command line;
+    * keys not typed on the command line take the saved value (a resume continues the saved run: a schedule or
+      loss weight given at the first start need not be repeated, and today's defaults do not creep in);
+    * typed keys equal to the saved value change nothing;
+    * typed ``RESUME_RUN_KEYS`` (epochs, frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches,
+      nan_policy, data_root, vgg_weights) that differ are applied and returned as ``'key new (was old)'``;
+    * typed architecture keys (``ARCH_KEYS``) and every other typed key that differs (lr, batch size, loss weights,
+      betas, lr policy, seed, data options, ...) are refused with one ``ValueError`` listing them all.
+
+    Keys the checkpoint lacks (options added later) keep the command line's value. Saved values are checked against
+    the option's type and choices. Returns ``(merged options, changes)``; ``opt`` is not modified.
+    """
+    option_set = opt._option_set
+    actions = {a.dest: a for a in option_set().parser._actions if a.dest != 'help'} if option_set else {}
+    merged = copy.deepcopy(opt)
+    current = vars(merged)
+    explicit = opt.explicit_keys
+    changes: list[str] = []
+    arch: list[str] = []
+    fixed: list[str] = []
+    for key in list(current):
+        if key not in saved or key in RESUME_CURRENT_KEYS:
+            continue
+        value = saved[key]
+        if key in actions:
+            _check_loaded_value(actions[key], key, value, Path(source))
+        if key not in explicit or _same_value(current[key], value):
+            current[key] = value
+            continue
+        if key in RESUME_RUN_KEYS:
+            changes.append(f'{key} {_cli_value(current[key])} (was {_cli_value(value)})')
+        else:
+            (arch if key in ARCH_KEYS else fixed).append(
+                f'--{key} {_cli_value(current[key])} (checkpoint: {_cli_value(value)})')
+    if arch or fixed:
+        lines = [f'cannot resume from {str(label)!r} ({source}): the command line differs from the options the '
+                 f'checkpoint was trained with']
+        if arch:
+            lines.append(f'  architecture (always taken from the checkpoint): {", ".join(arch)}')
+        if fixed:
+            lines.append(f'  training settings (a resumed run keeps them): {", ".join(fixed)}')
+        lines.append('Drop these options to continue the saved run with its own settings, or start a new experiment '
+                     '(a new --id, or --overwrite to discard this one). Options a resume may change: '
+                     + ', '.join(f'--{k}' for k in RESUME_RUN_KEYS) + '.')
+        raise ValueError('\n'.join(lines))
+    return merged.freeze(), changes

@@ -52,7 +52,7 @@ DRILL_SAVE_PAUSE_ENV = 'INTRINSIC_FLOW_DRILL_SAVE_PAUSE'
 # Temporary files and folders: the atomic writer's '.<stem>.<random>.tmp<suffix>', the snapshot's
 # '.<label>.step<N>.<random>.tmp' and the label link's '.<label>.tmp<random>'.
 _TEMP_NAME = re.compile(r'^\..*\.tmp')
-_LABEL_FILE = re.compile(r'^(?P<label>.+?)_(?:net_.+|optim_.+|checkpoint)\.pth$')
+_LABEL_FILE = re.compile(r'^(?P<label>[^.].*?)_(?:net_.+|optim_.+|checkpoint)\.pth$')
 
 
 class SnapshotError(RuntimeError):

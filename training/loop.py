@@ -20,8 +20,8 @@ from models import create_model
 from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
-from training.logger import TrainLogger
-from training.run_state import begin_run
+from training.logger import ProgressClock, TrainLogger
+from training.run_state import RunStart, begin_run
 
 
 @dataclass
@@ -74,12 +74,13 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
     run = begin_run(opt)  # fresh start or resume, options checked against the checkpoint, records written
     try:
-        return _train(run.opt, spec)
+        return _train(run, spec)
     finally:
         run.close()
 
 
-def _train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
+def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
+    opt = run.opt
     seed_everything(opt.seed)
     expr_dir = opt.expr_dir
 
@@ -99,13 +100,16 @@ def _train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
 
     # Resume.
     state = TrainState()
-    if opt.resume_train:
-        label = opt.resume_label if opt.resume_label else opt.last_epoch
+    if run.resume_label is not None:
+        label = run.resume_label
         state = load_snapshot(model, opt, label, steps_per_epoch)
         print(f'resumed from {expr_dir}/{label}: epoch {state.epoch} ({"done" if state.epoch_done else "in progress"}),'
               f' step {state.step}')
-    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=bool(opt.resume_train))
+    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=run.resume_label is not None)
+    for line in run.log_lines:
+        logger.message(line)
     n_epochs = opt.n_epoch + opt.n_epoch_decay
+    clock = ProgressClock(first_step=state.step, last_step=n_epochs * steps_per_epoch)
     first_epoch = state.epoch + 1 if state.epoch_done else state.epoch
     last_metrics: dict[str, float] = {}
 
@@ -134,9 +138,11 @@ def _train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
             bar.update(1)
             if state.step % opt.display_freq == 0:
                 info = {'id': opt.id, 'iter': state.step, 'epoch': epoch, 'lr': f'{model.current_learning_rate():g}'}
-                logger.log(info, model.get_current_errors(), step=state.step, tag='train')
+                logger.log(info, model.get_current_errors(), step=state.step, tag='train',
+                           progress=clock.fields(state.step) if bar.disable else None)
             if opt.save_step_freq > 0 and state.step % opt.save_step_freq == 0:
                 save_snapshot(model, opt, 'latest', state)
+            run.stop_if_requested(model, state)
         bar.close()
         state.epoch_done = True
 
@@ -168,6 +174,7 @@ def _train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
         if epoch % opt.save_epoch_freq == 0:
             save_snapshot(model, opt, epoch, state)
         save_snapshot(model, opt, 'latest', state)
+        run.stop_if_requested(model, state, saved=True)
 
     if state.best_epoch is not None:
         logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')
