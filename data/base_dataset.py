@@ -1,4 +1,4 @@
-"""Shared machinery of the two pair datasets (SPEC §8): layout, validation, file readers, item assembly.
+"""Shared machinery of the two pair datasets: layout, validation, file readers, item assembly.
 
 A dataset is a list of ``(id_1, id_2)`` pairs (source, target) from a split JSON file, plus a pose
 pickle with the keypoints of every id. Construction validates cheaply (root folder, split file and key,
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.synthetic import is_complete as demo_dataset_is_complete
 from util.flow_util import CorrFileError, read_corr
 from util.io import load_json, load_pickle
 from util.pose_util import kp_to_map
@@ -27,7 +28,7 @@ DATASET_SOURCES = {
     'market': 'bash scripts/download_market1501.sh',
     'demo': 'python scripts/make_demo_dataset.py',
 }
-DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split (SPEC §8.6)
+DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split, as in the original
 # JPEG files end with the EOI marker; a file cut short loses it (OpenCV would decode it partially).
 _JPEG_EOI = b'\xff\xd9'
 _JPEG_TAIL = 1024
@@ -69,7 +70,7 @@ def to_chw(arr: np.ndarray) -> torch.Tensor:
 
 
 class BaseDataset(Dataset):
-    """Pairs of one split of one dataset (SPEC §8.1-8.6).
+    """Pairs of one split of one dataset (on-disk layout: docs/architecture.md).
 
     Reads from ``opt``: ``data_root``, ``fn_split``, ``fn_pose``, ``img_dir``, ``seg_dir``, ``corr_dir``,
     ``image_size`` ``[H, W]``, ``joint_nc``, ``joint_mode``, ``joint_radius``, ``seg_nc``,
@@ -90,8 +91,7 @@ class BaseDataset(Dataset):
             raise FileNotFoundError(f'dataset root {self.root} not found (dataset_name={opt.dataset_name!r}); '
                                     f'{_source_hint(opt)}')
         if opt.dataset_name == 'demo':
-            from data.synthetic import is_complete  # local import: the generator is not needed otherwise
-            if not is_complete(self.root):
+            if not demo_dataset_is_complete(self.root):
                 raise FileNotFoundError(f'{self.root} is an incomplete demo dataset (no valid manifest.json; an '
                                         f'interrupted generation?); regenerate it with '
                                         f'`python scripts/make_demo_dataset.py --out {self.root} --force`')
@@ -239,13 +239,13 @@ class BaseDataset(Dataset):
     # Item assembly
 
     def heatmaps(self, kps: np.ndarray, width: int, height: int) -> np.ndarray:
-        """Keypoints -> ``float32 [H, W, joint_nc]`` heatmaps (SPEC §8.4)."""
+        """Keypoints -> ``float32 [H, W, joint_nc]`` heatmaps."""
         return kp_to_map((width, height), kps, mode=self.opt.joint_mode, radius=self.opt.joint_radius)
 
     def make_item(self, id_1: str, id_2: str, img_1: np.ndarray, img_2: np.ndarray, joint_c_1: np.ndarray,
                   joint_c_2: np.ndarray, seg_1: np.ndarray, seg_2: np.ndarray, flow: np.ndarray,
                   vis: np.ndarray, heatmap_size: tuple[int, int]) -> dict[str, Any]:
-        """Assemble the item of SPEC §8.3 from ``[H, W, C]`` numpy arrays (``heatmap_size = (W, H)``)."""
+        """Assemble the item dict from ``[H, W, C]`` numpy arrays (``heatmap_size = (W, H)``)."""
         w, h = heatmap_size
         return {
             'img_1': to_chw(img_1),

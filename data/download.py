@@ -1,4 +1,4 @@
-"""Download, verify and safely extract the authors' archives (SPEC §10.1).
+"""Download, verify and safely extract the authors' archives.
 
     python -m data.download {deepfashion,market1501,models} [--keep_archive] [--root .]
 
@@ -37,7 +37,8 @@ class Archive:
         return f'https://drive.google.com/open?id={self.drive_id}'
 
 
-# SPEC §10.1. The authors published no checksums; add a hex digest here once one is verified.
+# The Google Drive ids of the authors' download scripts. They published no checksums; add a hex digest here
+# once one is verified.
 ARCHIVES: dict[str, Archive] = {
     'deepfashion': Archive('deepfashion', '1_VJh4TlVRMoIgkZSaicgICfye3s5eaVJ', 'deepfashion.tgz', 'datasets', '~23 GB'),
     'market1501': Archive('market1501', '1p1Jl-U4OTgmiVLUCAdyNjAo3sI56mtHa', 'market1501.tgz', 'datasets', '~9 GB'),

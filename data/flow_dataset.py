@@ -1,4 +1,4 @@
-"""Pair dataset for the flow regression module (SPEC §8.3-8.5, ``dataset_type flow``)."""
+"""Pair dataset for the flow regression module (``--dataset_type flow``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +24,7 @@ def shift_augment(img_2: np.ndarray, seg_2: np.ndarray, joint_c_2: np.ndarray, f
         flow: ``float32 [H, W, 2]`` target -> source pixel offsets; vis: ``uint8 [H, W, 1]`` labels 0/1/2.
 
     Returns:
-        ``(img_2, seg_2, joint_c_2, flow, vis)`` after the shift (SPEC §8.5): the target pixel that moves
+        ``(img_2, seg_2, joint_c_2, flow, vis)`` after the shift: the target pixel that moves
         to ``(x + dx, y + dy)`` still points at the same source position, so its flow loses ``(dx, dy)``;
         uncovered pixels become background (vis 2, flow 0, black image, seg 0); joints leaving
         ``[0, W] x [0, H]`` become ``(-1, -1)``.
@@ -44,12 +44,12 @@ def shift_augment(img_2: np.ndarray, seg_2: np.ndarray, joint_c_2: np.ndarray, f
 
 
 class FlowDataset(BaseDataset):
-    """Items of SPEC §8.3 for flow regression.
+    """The item dict (``img_1``, ``flow_2to1``, ... see docs/architecture.md) for flow regression.
 
     Heatmaps use the actual image size (which must equal ``opt.image_size``). When ``opt.is_train`` and
     the split is ``train``, the target side is shifted by a random integer offset drawn from
     ``[-aug_shiftx_range, aug_shiftx_range - 1] x [-aug_shifty_range, aug_shifty_range - 1]`` after the
-    flow is computed (SPEC §8.5); randomness comes from ``np.random`` (seeded per DataLoader worker).
+    flow is computed; randomness comes from ``np.random`` (seeded per DataLoader worker).
     """
 
     def __init__(self, opt: Any, split: str) -> None:

@@ -1,4 +1,4 @@
-"""Pair dataset for the pose transfer generator (SPEC §8.3-8.5, ``dataset_type pose_transfer``)."""
+"""Pair dataset for the pose transfer generator (``--dataset_type pose_transfer``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -21,7 +21,7 @@ def affine_matrix(sc: float, dx: float, dy: float, image_size: tuple[int, int], 
     """``[[sc, 0, t_x], [0, sc, t_y]]``: scale about the image centre, then shift by ``(dx, dy)``.
 
     ``hw_order='intended'``: ``t_x = 0.5 W (1 - sc) + dx``, ``t_y = 0.5 H (1 - sc) + dy``.
-    ``hw_order='as_written'`` (the original, SPEC §8.5/§12.1-16): H and W swapped,
+    ``hw_order='as_written'`` (the original, kept by default): H and W swapped,
     ``t_x = 0.5 H (1 - sc) + dx``, ``t_y = 0.5 W (1 - sc) + dy``; identical for square images.
     """
     h, w = image_size
@@ -47,7 +47,7 @@ def affine_augment(img_2: np.ndarray, seg_2: np.ndarray, joint_c_2: np.ndarray, 
         ``(img_2, seg_2, joint_c_2, corr, vis)``: image and correspondence bilinear, labels nearest, all with
         replicated borders, output size ``(W, H)``; a joint stays only if it is inside ``[0, W) x [0, H)``
         before and after the transform, else ``(-1, -1)``. The channel axis of ``vis`` is kept (the
-        original lost it, SPEC §8.5).
+        original lost it).
     """
     h, w = img_2.shape[:2]
     kw = dict(dsize=(w, h), borderMode=cv2.BORDER_REPLICATE)
@@ -67,7 +67,7 @@ def affine_augment(img_2: np.ndarray, seg_2: np.ndarray, joint_c_2: np.ndarray, 
 
 
 def hue_jitter(img_1: np.ndarray, img_2: np.ndarray, hue_factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Same hue shift on both images, through an 8-bit PIL image as the original (SPEC §8.5).
+    """Same hue shift on both images, through an 8-bit PIL image as the original.
 
     ``img_*``: ``float32 [H, W, 3]`` in [-1, 1]; returns the jittered pair in [-1, 1].
     """
@@ -80,11 +80,11 @@ def hue_jitter(img_1: np.ndarray, img_2: np.ndarray, hue_factor: float) -> tuple
 
 
 class PoseTransferDataset(BaseDataset):
-    """Items of SPEC §8.3 for pose transfer.
+    """The item dict (``img_1``, ``flow_2to1``, ... see docs/architecture.md) for pose transfer.
 
     Heatmaps use ``opt.image_size``; the flow is clipped to ``[-W, W] x [-H, H]``. With
     ``opt.use_augmentation`` and ``opt.is_train`` on the ``train`` split, the target side gets the
-    intended affine augmentation of SPEC §8.5 (``aug_shiftx_range``, ``aug_shifty_range``,
+    intended affine augmentation (``aug_shiftx_range``, ``aug_shifty_range``,
     ``aug_scale_range``, ``aug_affine_hw_order``) and, with ``aug_color_jit``, a common hue jitter.
     """
 

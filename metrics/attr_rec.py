@@ -1,4 +1,4 @@
-"""AttrRec-k: how well the attributes of the target clothing survive in the generated image (SPEC §9.6).
+"""AttrRec-k: how well the attributes of the target clothing survive in the generated image.
 
 A ResNet-50 attribute classifier (347 DeepFashion attributes, sigmoid outputs; see
 :mod:`metrics.fashion_classifiers`) scores each generated image ``<id_1>_<id_2>.<ext>``; the ground truth is the

@@ -136,7 +136,7 @@ _NORMALIZE = T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 def eval_transform(rescale_size: int, crop_size: int) -> Callable:
-    """SPEC §9.6: PIL RGB -> Resize(shorter side, bilinear) -> CenterCrop -> [3, crop, crop] in [-1, 1]."""
+    """Original inputs: PIL RGB -> Resize(shorter side, bilinear) -> CenterCrop -> [3, crop, crop] in [-1, 1]."""
     return T.Compose([T.Resize(rescale_size), T.CenterCrop(crop_size), T.ToTensor(), _NORMALIZE])
 
 

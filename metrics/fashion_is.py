@@ -1,4 +1,4 @@
-"""FashionIS: the inception score under a clothing classifier (SPEC §9.6).
+"""FashionIS: the inception score under a clothing classifier.
 
 An Inception-v3 fine-tuned on 23 DeepFashion clothing classes (see :mod:`metrics.fashion_classifiers`) replaces
 the ImageNet network. Every ``*.<ext>`` image of the folder (sorted by name; the original used the

@@ -1,4 +1,4 @@
-"""Inception score (IS) and masked IS as the original computes them (SPEC §9.4, §9.5).
+"""Inception score (IS) and masked IS as the original computes them.
 
 Protocol (from improved-gan, used by the paper):
 
@@ -242,7 +242,7 @@ def compute_inception_score(img_dir: str | os.PathLike, *, backend: str = 'torch
                             batch_size: int = 100, n_splits: int = 10, seed: int | None = None,
                             classifier: ProbsFn | None = None,
                             load_fn: Callable[[Path], np.ndarray] = read_rgb) -> dict:
-    """Inception score of the images in ``img_dir`` (SPEC §9.4).
+    """Inception score of the images in ``img_dir``.
 
     Args:
         img_dir: folder with ``*.jpg`` / ``*.png`` images (any size; not resized before the network).
@@ -305,7 +305,7 @@ def masked_image_loader(pose_labels: dict[str, np.ndarray], transposed: bool = T
 
 def compute_masked_inception_score(img_dir: str | os.PathLike, *, pose_file: str | os.PathLike = DEFAULT_POSE_FILE,
                                    pose_mask_transposed: bool = True, **kwargs) -> dict:
-    """Masked IS (SPEC §9.5): :func:`compute_inception_score` on images times their target pose mask.
+    """Masked IS: :func:`compute_inception_score` on images times their target pose mask.
 
     Every file name must resolve to a target id of ``pose_file``; this is checked for all files
     before any network runs. ``kwargs`` as for :func:`compute_inception_score` (except ``load_fn``).

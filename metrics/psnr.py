@@ -1,4 +1,4 @@
-"""PSNR as the original evaluated it (SPEC §9.2): per image on uint8 images, data range 255."""
+"""PSNR as the original evaluated it: per image on uint8 images, data range 255."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +25,7 @@ def psnr_batch(a_uint8: torch.Tensor | np.ndarray, b_uint8: torch.Tensor | np.nd
 
 
 class PSNR:
-    """Batch-mean PSNR: ``PSNR()(images [N, 3, H, W] in [-1, 1], targets) -> float`` (SPEC §9.2)."""
+    """Batch-mean PSNR: ``PSNR()(images [N, 3, H, W] in [-1, 1], targets) -> float``."""
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> float:
         return float(psnr_batch(to_uint8(images), to_uint8(targets)).mean())

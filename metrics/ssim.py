@@ -1,4 +1,4 @@
-"""SSIM and masked SSIM as the original evaluated them (SPEC §9.2, §12.1-12).
+"""SSIM and masked SSIM as the original evaluated them.
 
 Images in ``[-1, 1]`` are quantised to uint8 by truncation, then compared per image with
 scikit-image's ``structural_similarity(a, b, channel_axis=-1, data_range=255)`` defaults: 7x7
@@ -7,8 +7,8 @@ after cropping a 3-pixel border. :func:`ssim_batch` reproduces that in batched f
 the input's device; :func:`ssim_skimage` is the reference loop over scikit-image.
 
 :class:`SSIM` returns the float64 batch mean as a Python float. (The original stored per-batch
-means as float32 before its float64 mean over batches, SPEC §14.3; that rounding, if wanted for
-bit-level agreement, belongs to the code that accumulates batches.)
+means as float32 before its float64 mean over batches; that rounding, if wanted for bit-level
+agreement, belongs to the code that accumulates batches, ``training/evaluation.py``.)
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _mask_nhw1(mask: torch.Tensor | np.ndarray, shape: torch.Size) -> torch.Tens
 
 def apply_mask(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | np.ndarray | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero both uint8 images ``[N, H, W, C]`` outside ``mask`` (masked SSIM, SPEC §9.2)."""
+    """Zero both uint8 images ``[N, H, W, C]`` outside ``mask`` (masked SSIM)."""
     if mask is None:
         return a, b
     m = _mask_nhw1(mask, a.shape).to(a.device)
@@ -163,7 +163,7 @@ def ssim_skimage(a_uint8: torch.Tensor | np.ndarray, b_uint8: torch.Tensor | np.
 
 
 class SSIM:
-    """Batch-mean SSIM of generated images against targets (SPEC §9.2).
+    """Batch-mean SSIM of generated images against targets.
 
     ``SSIM()(images [N, 3, H, W] in [-1, 1], targets, mask=None) -> float``; ``mask`` ([N, 1, H, W]
     0/1, e.g. the pose mask) gives masked SSIM. ``backend='torch'`` (batched, on the images'

@@ -158,7 +158,7 @@ class FlowRegressionModel(BaseModel):
         return dict(sorted(errors.items(), key=lambda kv: kv[0] != 'EPE'))
 
     def get_current_visuals(self) -> dict[str, tuple[torch.Tensor, str]]:
-        """Panels of SPEC §9.7 (flow model)."""
+        """Panels of the flow model's visual grid, in the original's order."""
         inp, out = self.input, self.output
         return {
             'img_1': (inp['img_1'], 'rgb'), 'img_2': (inp['img_2'], 'rgb'),

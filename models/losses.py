@@ -1,4 +1,4 @@
-"""Training losses of the flow regression and pose transfer models (SPEC §7.3).
+"""Training losses of the flow regression and pose transfer models.
 
 Flow losses take flows in pixels (``[N, 2, H, W]``, channel 0 = x) and masks ``[N, 1, H, W]`` with
 values in {0, 1}. Image losses take images ``[N, 3, H, W]`` in ``[-1, 1]``. Every loss returns a
@@ -43,7 +43,7 @@ def _check_flow_args(name: str, input: torch.Tensor, target: torch.Tensor, mask:
 
 
 def _per_sample_masked_mean(err: torch.Tensor, mask: torch.Tensor, channels_in_count: int) -> torch.Tensor:
-    """Sum over samples of ``Σ_p err·mask / (m_b·B·channels_in_count + 1e-8)`` (SPEC §7.3).
+    """Sum over samples of ``Σ_p err·mask / (m_b·B·channels_in_count + 1e-8)`` (the original's normalisation).
 
     err: ``[N, K, H, W]``; mask: ``[N, 1, H, W]``. The batch size sits inside the per-sample
     denominator (so the result is a per-sample mean averaged over the batch), and 1e-8 is added
@@ -69,7 +69,7 @@ class EPE(nn.Module):
 
 
 class L2(EPE):
-    """Masked L2 flow criterion; the same formula as :class:`EPE` (SPEC §7.3)."""
+    """Masked L2 flow criterion; the same formula as :class:`EPE`, as in the original."""
 
 
 class L1(nn.Module):
@@ -88,7 +88,7 @@ FLOW_CRITERIA: dict[str, type[nn.Module]] = {'l1': L1, 'l2': L2}
 
 
 class MultiScaleFlowLoss(nn.Module):
-    """Weighted flow loss over the flow pyramid (SPEC §7.3, §12.1-8).
+    """Weighted flow loss over the flow pyramid.
 
     Level ``k`` (finest first) of the pyramid is compared with ``AvgPool_{s·2^k}(0.05·flow_tar)``
     under the mask ``MaxPool_{s·2^k}(mask_tar)`` (kernel = stride = ``s·2^k``), weighted by
@@ -98,7 +98,7 @@ class MultiScaleFlowLoss(nn.Module):
         start_scale: downsampling factor ``s`` of the finest pyramid level (2).
         num_scale: number of pyramid levels the network produces.
         l_weight: weight of the finest level (0.32).
-        loss_type: ``'l1'`` or ``'l2'`` (per-level criterion, §7.3).
+        loss_type: ``'l1'`` or ``'l2'`` (per-level criterion, :class:`L1` or :class:`L2`).
     """
 
     def __init__(self, start_scale: int = 2, num_scale: int = 5, l_weight: float = 0.32,
@@ -138,7 +138,7 @@ class MultiScaleFlowLoss(nn.Module):
 
 
 class SS_FlowLoss(nn.Module):
-    """Segmentation-sensitive flow loss (SPEC §7.3).
+    """Segmentation-sensitive flow loss.
 
     Penalises, at visible target pixels (``vis_tar == 0``), the flow error where the predicted flow
     carries a body part of ``seg_2`` to a source position outside the same part of ``seg_1``.
@@ -305,7 +305,7 @@ def shifted_gram(feat: torch.Tensor, shift_x: int = 0, shift_y: int = 0) -> torc
 
 
 class VGGLoss(nn.Module):
-    """VGG19 content and (shifted) style losses on images in ``[-1, 1]`` (SPEC §7.3).
+    """VGG19 content and (shifted) style losses on images in ``[-1, 1]``.
 
     Args:
         content_weights: weights of relu1_1 … relu5_1 for the content loss.

@@ -1,4 +1,4 @@
-"""Command-line option sets (argparse) for the flow-regression and pose-transfer scripts (SPEC §2)."""
+"""Command-line option sets (argparse) for the flow-regression and pose-transfer scripts."""
 from options.base_options import (ARCH_KEYS, NAN_POLICIES, RESUME_RUN_KEYS, BaseOptions, Options, format_options,
                                   load_options_file, merge_resume_options, merge_train_options, parse_gpu_ids,
                                   resolve_device, save_options)

@@ -1,9 +1,9 @@
-"""Option machinery shared by the flow-regression and pose-transfer option sets (SPEC §2).
+"""Option machinery shared by the flow-regression and pose-transfer option sets.
 
 Every option set is a small argparse class. ``parse()`` works in five steps and writes no file:
 
 1. peek ``--dataset_name`` with a minimal parser (``parse_known_args``);
-2. apply that dataset's preset (SPEC §2.5) as parser *defaults*, after checking every preset key
+2. apply that dataset's preset (the option set's ``presets``) as parser *defaults*, after checking every preset key
    against the parser's options, so the command line can still override any preset value (the
    original forced the preset values over the command line);
 3. parse strictly (``parse_args``: an unknown or abbreviated option is an error), and once more with
@@ -68,12 +68,13 @@ DATASET_TYPES = sorted(models.MODELS)
 DATASET_NAMES = ['deepfashion', 'market', 'demo']  # the keys of the option sets' presets
 BINARY = [0, 1]
 
-# Dataset path options that presets fill; an old train_opt.json may hold null for them (SPEC §12.2.1).
+# Dataset path options that presets fill; an old train_opt.json may hold null for them (the original's Market
+# preset misspelt fn_pose, so its option files have fn_pose: null).
 DATA_PATH_KEYS = ('data_root', 'fn_split', 'img_dir', 'seg_dir', 'corr_dir', 'fn_pose')
 
 # Keys that change the network architecture or the input encoding. When one is missing from a
 # loaded train_opt.json the current default is used, which may not match the saved weights, so
-# merging warns naming the key (SPEC §14.6).
+# merging warns naming the key (the original took the default silently).
 ARCH_KEYS = (
     'which_model', 'which_model_G', 'G_nf', 'G_max_nf', 'G_n_scale', 'G_n_warp_scale', 'G_vis_mode',
     'G_feat_warp', 'G_pix_warp', 'G_norm', 'G_activation', 'G_no_end_norm', 'G_pose_type',
@@ -237,7 +238,7 @@ def load_options_file(path: str | Path) -> dict[str, Any]:
 
 
 def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None:
-    """Keypoint/segmentation encoding and dataset options shared by the flow and pose-transfer sets (SPEC §2.2, §2.3).
+    """Keypoint/segmentation encoding and dataset options shared by the flow and pose-transfer sets.
 
     The path options default to None and are filled by the dataset preset (``--dataset_name``).
     """
@@ -277,7 +278,7 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
 def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: float, weight_decay: float,
                          lr_decay: int, lr_gamma: float, save_epoch_freq: int, what: str = 'network') -> None:
     """Resume, optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per
-    stage (SPEC §2.2, §2.3) and are passed in."""
+    stage (the original's values) and are passed in."""
     parser.add_argument('--resume_train', action='store_true',
                         help="resume training from 'latest' (or --resume_label, or epoch --last_epoch when given). "
                              'The saved options are used; architecture options cannot change; run options (epochs, '
@@ -308,7 +309,7 @@ def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: f
 
 
 class BaseOptions:
-    """Options shared by all four option sets (SPEC §2.1) plus the modern run-time options.
+    """Options shared by all four option sets plus the modern run-time options.
 
     Subclasses extend ``initialize(parser)``, set ``is_train``, ``id_prefix``, ``presets``
     (dataset name -> default overrides), ``opt_file_name`` and ``preserved_keys`` (kept from the
@@ -486,7 +487,7 @@ def _same_value(a: Any, b: Any) -> bool:
 
 def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path | None = None,
                         option_set: type[BaseOptions] | None = None, announce: bool = True) -> Options:
-    """Merge a saved ``train_opt.json`` into test options (SPEC §2.6) and return the merged copy.
+    """Merge a saved ``train_opt.json`` into test options and return the merged copy.
 
     Which value wins, key by key:
 

@@ -1,4 +1,4 @@
-"""Flow-regression option sets (SPEC §2.2, §2.5, §2.6).
+"""Flow-regression option sets: the original's options and defaults, per-dataset presets, modern options.
 
 Per-dataset presets (``FLOW_PRESETS``) are parser defaults: ``--dataset_name market`` selects the
 Market values, and any of them can still be overridden on the command line (the original forced
@@ -72,7 +72,7 @@ FLOW_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'debu
 
 
 class BaseFlowRegressionOptions(BaseOptions):
-    """Options shared by flow-regression training and testing (SPEC §2.2)."""
+    """Options shared by flow-regression training and testing."""
 
     id_prefix: ClassVar[str] = FLOW_ID_PREFIX
     presets: ClassVar[dict[str, dict[str, Any]]] = FLOW_PRESETS
@@ -108,7 +108,7 @@ class BaseFlowRegressionOptions(BaseOptions):
 
 
 class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
-    """Flow-regression training options (SPEC §2.2, train table)."""
+    """Flow-regression training options."""
 
     is_train: ClassVar[bool] = True
     opt_file_name: ClassVar[str] = 'train_opt.json'
@@ -139,7 +139,7 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
 
 
 class TestFlowRegressionOptions(BaseFlowRegressionOptions):
-    """Flow-regression test options (SPEC §2.2, test table)."""
+    """Flow-regression test options."""
 
     __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False

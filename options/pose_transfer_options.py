@@ -1,7 +1,7 @@
-"""Pose-transfer option sets (SPEC §2.3-§2.6).
+"""Pose-transfer option sets: the original's options and defaults, per-dataset presets, modern options.
 
 Per-dataset presets (``POSE_PRESETS``) are parser defaults that the command line can override
-(the original forced them). Fixes relative to the original (SPEC §12.2): Market sets ``fn_pose``
+(the original forced them). Fixes relative to the original (docs/fidelity.md): Market sets ``fn_pose``
 (the original misspelled it ``fn_poes`` and left ``fn_pose`` unset); Market's
 ``pretrained_flow_id='Flow3d_m1.0.0'`` is only a default, an explicit ``--pretrained_flow_id``
 wins; the unused Market key ``G_n_scales`` is not set (it had no effect; old option files that
@@ -12,14 +12,14 @@ Modern options (defaults keep the original behaviour):
 
 * all pose sets: ``--pose_mask_transposed`` (1: the original's transposed pose mask for masked
   SSIM/IS), ``--aug_affine_hw_order`` (``as_written``: the original's H/W order in the
-  augmentation translation, SPEC §8.5/§12.1.16; ``intended``: centre scaling),
+  augmentation translation, 0.5·H for x and 0.5·W for y; ``intended``: centre scaling),
   ``--allow_corr_fallback`` (0: raise on an unreadable correspondence file; 1: zero flow /
   visibility 2, counted and reported, as the original did silently).
 * train: ``--vgg_weights`` (path to torchvision's ``vgg19-dcbb9e9d.pth``; without weights the
   model raises unless ``--loss_weight_content 0``), ``--resume_label``, ``--save_step_freq``,
   ``--tensorboard``, ``--max_steps_per_epoch``, ``--val_batches``.
 * test: ``--bn_mode`` (``batch``: netG/netPW normalise with test-batch statistics as in the
-  original, SPEC §7.7; ``running``: proper eval-mode inference with running statistics).
+  original; ``running``: proper eval-mode inference with running statistics).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ POSE_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# vgg_content_mode -> content-loss weights of relu1_1..relu5_1 (SPEC §2.4); 'special' keeps the CLI list.
+# vgg_content_mode -> content-loss weights of relu1_1..relu5_1 (the original's tables); 'special' keeps the CLI list.
 VGG_CONTENT_WEIGHTS: dict[str, list[float]] = {
     'balance': [0.125, 0.125, 0.125, 0.125, 0.125],
     'imbalance': [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
@@ -88,7 +88,7 @@ UNET_IGNORED_KEYS = ('G_feat_warp', 'G_vis_mode', 'G_n_warp_scale', 'G_no_end_no
 
 
 class BasePoseTransferOptions(BaseOptions):
-    """Options shared by pose-transfer training and testing (SPEC §2.3)."""
+    """Options shared by pose-transfer training and testing."""
 
     id_prefix: ClassVar[str] = POSE_ID_PREFIX
     presets: ClassVar[dict[str, dict[str, Any]]] = POSE_PRESETS
@@ -177,7 +177,7 @@ class BasePoseTransferOptions(BaseOptions):
 
 
 class TrainPoseTransferOptions(BasePoseTransferOptions):
-    """Pose-transfer training options (SPEC §2.3, train table)."""
+    """Pose-transfer training options."""
 
     is_train: ClassVar[bool] = True
     opt_file_name: ClassVar[str] = 'train_opt.json'
@@ -232,7 +232,7 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
 
 
 class TestPoseTransferOptions(BasePoseTransferOptions):
-    """Pose-transfer test options (SPEC §2.3, test table)."""
+    """Pose-transfer test options."""
 
     __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False

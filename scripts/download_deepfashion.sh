@@ -1,4 +1,4 @@
 #!/usr/bin/env bash
-# Download, verify and extract preprocessed DeepFashion (~23 GB) into datasets/deepfashion/ (SPEC §10.1).
+# Download, verify and extract preprocessed DeepFashion (~23 GB) into datasets/deepfashion/.
 # Thin wrapper over `python -m data.download deepfashion`; extra arguments are passed on (e.g. --keep_archive).
 exec bash "$(dirname "${BASH_SOURCE[0]}")/_download.sh" deepfashion "$@"

@@ -1,4 +1,4 @@
 #!/usr/bin/env bash
-# Download, verify and extract preprocessed Market-1501 (~9 GB) into datasets/market1501/ (SPEC §10.1).
+# Download, verify and extract preprocessed Market-1501 (~9 GB) into datasets/market1501/.
 # Thin wrapper over `python -m data.download market1501`; extra arguments are passed on (e.g. --keep_archive).
 exec bash "$(dirname "${BASH_SOURCE[0]}")/_download.sh" market1501 "$@"

@@ -1,4 +1,4 @@
-"""Train the flow regression module (stage 1). See ``--help`` for all options (SPEC §2.2).
+"""Train the flow regression module (stage 1). See ``--help`` for all options.
 
     python scripts/train_flow_regression_module.py --id id_flow --gpu_ids 0 --which_model unet --dataset_name deepfashion
 """

@@ -1,4 +1,4 @@
-"""Train a pose-transfer model (stage 2): any of the five ablations of the paper. See ``--help`` (SPEC §2.3).
+"""Train a pose-transfer model (stage 2): any of the five ablations of the paper. See ``--help`` for all options.
 
     python scripts/train_pose_transfer_model.py --id id_pose_4 --gpu_ids 0 --dataset_name deepfashion \
         --which_model_G dual_unet --G_feat_warp 1 --G_vis_mode residual

@@ -346,9 +346,13 @@ def load_snapshot(model: BaseModel, opt: Options, label: str | int, steps_per_ep
     # The original's layout: <epoch>_net_<name>.pth and <epoch>_optim_<name>.pth, integer epochs only.
     if not str(label).isdigit():
         raise FileNotFoundError(f'cannot resume: {ckpt_file} not found (the original format only has integer '
-                                f'epoch labels; pass --last_epoch <epoch> or check --id)')
-    for name, net in model.networks_to_save().items():
-        load_network(net, network_path(opt.expr_dir, label, name))
+                                f'epoch labels; pass --resume_label <epoch> or check --id)')
+    for name, net in model.nets.items():
+        path = network_path(opt.expr_dir, label, name)
+        # The original writes netD (and optim_D) only once the GAN term is active; before that it has no file.
+        if name == 'netD' and not path.is_file():
+            continue
+        load_network(net, path)
     for name, optim in model.optimizers.items():
         path = optimizer_path(opt.expr_dir, label, name)
         if path.is_file():

@@ -110,7 +110,7 @@ def write_corr(path: PathLike, corr: np.ndarray, vis: np.ndarray) -> Path:
 
 
 def corr_to_flow(corr: np.ndarray, vis: np.ndarray | None = None) -> np.ndarray:
-    """Correspondence -> flow in the target frame (SPEC §5.1, §8.4).
+    """Correspondence -> flow in the target frame: target pixel ``(x, y)`` reads the source at ``(x, y) + flow``.
 
     Args:
         corr: ``[H, W, 2]`` (u, v) source coordinates of each target pixel.
@@ -174,7 +174,7 @@ def warp_acc_flow(x: torch.Tensor, flow: torch.Tensor, mode: str = 'bilinear',
 
 
 def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
-    """Colour-code a flow field (SPEC §9.7).
+    """Colour-code a flow field (the ``flow`` panels of the visual grids).
 
     HSV with hue = direction (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale; +x = red,
     +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max

@@ -1,4 +1,4 @@
-"""Keypoints (OpenPose COCO-18): heatmaps, the pose mask and pose drawing (SPEC §8.4, §8.7, §9.7).
+"""Keypoints (OpenPose COCO-18): heatmaps, the pose mask and pose drawing.
 
 Keypoints are ``(x, y)`` pixel coordinates (x = column, y = row); a missing joint is ``(-1, -1)``.
 """
@@ -52,7 +52,7 @@ def _as_keypoints(kps, name: str = 'kps') -> np.ndarray:
 
 
 def kp_to_map(img_sz: tuple[int, int], kps, mode: str = 'binary', radius: float = 4) -> np.ndarray:
-    """Keypoint heatmaps (SPEC §8.4).
+    """Keypoint heatmaps, one channel per joint (the datasets' ``joint_1`` / ``joint_2``).
 
     Args:
         img_sz: ``(W, H)`` (note the order).
@@ -80,7 +80,7 @@ def kp_to_map(img_sz: tuple[int, int], kps, mode: str = 'binary', radius: float 
 
 
 def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True) -> np.ndarray:
-    """Human-region mask from keypoints (SPEC §8.7), used by masked SSIM and masked IS.
+    """Human-region mask from keypoints, used by masked SSIM and masked IS.
 
     Bands of half-width ``point_radius`` along the mask limbs, discs of radius ``point_radius``
     (strictly inside) on the joints, then a closing (dilation, erosion) with a 5x5 square.
@@ -216,7 +216,7 @@ def draw_pose(joints, img_size: tuple[int, int], radius: int = 2) -> np.ndarray:
 
 def draw_pose_from_map(pose_map, threshold: float = 0.1,
                        radius: int = 2) -> tuple[np.ndarray, list[tuple[int, int] | None]]:
-    """Render a heatmap stack as a stick figure (SPEC §9.7, ``pose`` panels).
+    """Render a heatmap stack as a stick figure (the ``pose`` panels of the visual grids).
 
     Args:
         pose_map: numpy ``[H, W, K]`` or tensor ``[K, H, W]``, K = 18.

@@ -1,4 +1,4 @@
-"""Segmentation one-hot maps and visibility smoothing (SPEC §8.2-8.4).
+"""Segmentation one-hot maps and visibility smoothing.
 
 Body-part labels: 0 background, 1 head, 2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg.
 Visibility labels: 0 visible in the source, 1 human but hidden in the source, 2 background.
@@ -37,7 +37,7 @@ def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES) -> np.nda
 
 
 def smooth_visibility(vis: np.ndarray, kernel_size: int) -> np.ndarray:
-    """Median-smooth visibility labels inside the human region (SPEC §8.4, ``vis_smooth_rate``).
+    """Median-smooth visibility labels inside the human region (``--vis_smooth_rate``).
 
     ``vis_b = cv2.medianBlur(vis, k)`` (uint8, replicated border); where the raw label is < 2 (human)
     the result is ``vis_b`` (which may become 2 near the silhouette), elsewhere the raw label is kept.

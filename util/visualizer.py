@@ -1,4 +1,4 @@
-"""Visual grids (SPEC §9.7): every panel becomes a 3-channel image in [-1, 1]; samples are rows.
+"""Visual grids: every panel becomes a 3-channel image in [-1, 1]; samples are rows.
 
 Typical use (flow model)::
 
@@ -130,7 +130,7 @@ def make_visual_grid(rows: dict[str, tuple[torch.Tensor, str]]) -> torch.Tensor:
 
 
 def save_visual_grid(path: str | os.PathLike, rows: dict[str, tuple[torch.Tensor, str]]) -> Path:
-    """Write the visual grid of SPEC §9.7 to ``path`` and the panel names to ``vis_item_list.txt`` beside it.
+    """Write the visual grid to ``path`` and the panel names to ``vis_item_list.txt`` beside it.
 
     Same grid as :func:`make_visual_grid` (torchvision ``save_image`` with ``nrow`` = number of panels,
     padding 2, min-max normalisation over the whole grid). The image format follows the file

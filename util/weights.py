@@ -3,8 +3,9 @@ atomic saving.
 
 An experiment folder holds, per label (``latest``, ``best``, an epoch number), the original's per-network files
 ``<label>_net_<name>.pth`` (one ``state_dict`` of CPU tensors, exactly the authors' format, so their released
-models and ours are interchangeable), the original's optimizer files ``<label>_optim_<name>.pth`` and our complete
-checkpoint ``<label>_checkpoint.pth`` (see ``training/checkpoint.py``).
+models and ours are interchangeable), in folders made by the original code its optimizer files
+``<label>_optim_<name>.pth`` (read on resume, never written here), and our complete checkpoint
+``<label>_checkpoint.pth`` (see ``training/checkpoint.py``).
 
 Our networks keep the authors' state_dict key names, so no key-mapping table is needed. Two differences between
 what the released files contain and what ``nn.Module.load_state_dict`` expects are handled by

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Body parts, drawn in per-image depth order; seg classes follow SPEC §8.2
+# Body parts, drawn in per-image depth order; seg classes are the datasets' 7 labels
 # (1 head, 2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg; "left" = the person's left).
 PART_NAMES = ('head', 'neck', 'torso', 'r_upper_arm', 'r_lower_arm', 'l_upper_arm', 'l_lower_arm',
               'r_upper_leg', 'r_lower_leg', 'l_upper_leg', 'l_lower_leg')
 PART_SEG = np.array([1, 1, 2, 4, 4, 3, 3, 6, 6, 5, 5], dtype=np.uint8)
 NUM_PARTS = len(PART_NAMES)
 HEAD, NECK, TORSO = 0, 1, 2
-# (first joint, second joint) of each limb part in OpenPose COCO-18 order (SPEC §8.7).
+# (first joint, second joint) of each limb part in OpenPose COCO-18 order.
 LIMB_JOINTS = {3: (2, 3), 4: (3, 4), 5: (5, 6), 6: (6, 7), 7: (8, 9), 8: (9, 10), 9: (11, 12), 10: (12, 13)}
 # Along-axis extension of each part beyond its two end points, in units of the end-to-end vector: upper
 # limbs reach a little past the shoulder/hip and elbow/knee so consecutive parts overlap; lower arms end

@@ -1,9 +1,9 @@
-"""Write a synthetic dataset in the DeepFashion on-disk layout (SPEC §8.1) and check it.
+"""Write a synthetic dataset in the DeepFashion on-disk layout and check it.
 
-Layout under ``root`` (PLAN.md, ``dataset_name demo``)::
+Layout under ``root`` (``--dataset_name demo``; see docs/architecture.md)::
 
     Img/img/<id>.jpg                 RGB, JPEG quality 95, 4:4:4 chroma
-    Img/seg/<id>.bmp                 8-bit labels 0..6 (SPEC §8.2)
+    Img/seg/<id>.bmp                 8-bit labels 0..6 (0 background, 1 head, 2 torso, 3-6 limbs)
     Label/pose_label.pkl             what a pose estimator sees: -1 out of frame, nose/eyes -1 on back views
     Label/pose_label_adapt.pkl       exact projected joints, -1 only out of frame
     Label/pair_split.json            train / test / test_small (pose transfer)
@@ -119,7 +119,7 @@ class DemoConfig:
 
 
 def image_id(identity: int, image: int, side: int) -> str:
-    """DeepFashion-like id: contains ``id`` + 8 digits and exactly one ``_`` (SPEC §8.1)."""
+    """DeepFashion-like id: contains ``id`` + 8 digits (an In-shop item number) and exactly one ``_``."""
     return f'synthid{identity:08d}_{image:02d}{"back" if side else "front"}'
 
 

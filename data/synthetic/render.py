@@ -148,7 +148,7 @@ def render(ident: Identity, frame: Frame, image_size: tuple[int, int]) -> dict:
         ``image``: float64 ``[H, W, 3]`` RGB in [0, 1];
         ``part``: int8 ``[H, W]`` part id, -1 on the background;
         ``a``, ``b``: float64 ``[H, W]`` part-local coordinates (0 on the background);
-        ``seg``: uint8 ``[H, W]`` 7-class labels (SPEC §8.2);
+        ``seg``: uint8 ``[H, W]`` 7-class labels as in ``Img/seg/<id>.bmp``;
         ``side``: the frame's side (0 front, 1 back).
     """
     h, w = image_size
@@ -175,7 +175,7 @@ def render(ident: Identity, frame: Frame, image_size: tuple[int, int]) -> dict:
 
 def correspondence(ident: Identity, target: dict, source: Frame, image_size: tuple[int, int]
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact correspondence of target pixels in the source image (SPEC §8.2 semantics).
+    """Exact correspondence of target pixels in the source image (the ``.corr`` semantics of ``util.flow_util``).
 
     Args:
         target: :func:`render` output of image 2 (target).

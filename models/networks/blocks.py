@@ -1,4 +1,4 @@
-"""Building blocks shared by the residual U-Nets (SPEC §3, §4 intro).
+"""Building blocks shared by the residual U-Nets.
 
 Module layouts (``Sequential`` indices, sub-module names, which convolutions carry a bias) are part
 of the checkpoint format: the authors' released state_dicts address every tensor by these names,
@@ -26,7 +26,7 @@ Identity = nn.Identity
 
 
 def get_norm_layer(norm: str) -> tuple[type[nn.Module], bool]:
-    """Return ``(norm_layer, use_bias)`` for the U-Net style networks (SPEC §3.1).
+    """Return ``(norm_layer, use_bias)`` for the U-Net style networks.
 
     ``'batch'`` gives ``BatchNorm2d`` with bias-free convolutions (the norm has its own shift);
     ``'instance'`` gives ``InstanceNorm2d`` (affine False, no running stats, hence no state_dict
@@ -98,7 +98,7 @@ def upsample_block(in_channels: int, out_channels: int, norm_layer: NormLayer, u
 
 
 class ResidualBlock(nn.Module):
-    """Pre-activation residual block with an optional side input (SPEC §3.3).
+    """Pre-activation residual block with an optional side input.
 
     Without side input: ``out = x + conv(act(x))``. With side input ``a``:
     ``out = x + conv(act(concat(x, conv_a(act(a)))))``. ``conv`` is Conv3x3 + norm; the identity path
@@ -141,7 +141,7 @@ class ResidualBlock(nn.Module):
 
 
 class GateBlock(nn.Module):
-    """Multiplicative gate computed from a side input (SPEC §3.4): ``x * sigmoid(conv(act(a)))``.
+    """Multiplicative gate computed from a side input: ``x * sigmoid(conv(act(a)))``.
 
     ``x: [N, dim, H, W]``, ``a: [N, dim_a, H, W]`` -> ``[N, dim, H, W]``; ``conv`` is a biased 1x1 conv.
     """

@@ -1,4 +1,4 @@
-"""PatchGAN discriminator (SPEC §4.8)."""
+"""PatchGAN discriminator ``netD``."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,4 @@
-"""Flow regression networks (SPEC §4.6, §4.7).
+"""Flow regression networks: ``FlowUnet`` (``--which_model unet``) and ``FlowUnet_v2`` (``unet_v2``).
 
 Both map the concatenated source and target pose heatmaps ``[N, 36, H, W]`` to
 
@@ -31,7 +31,7 @@ def _start_level(start_scale: int) -> int:
 
 
 def _upsample(x: torch.Tensor, factor: int) -> torch.Tensor:
-    # Matches PyTorch 0.4's bilinear upsampling, i.e. today's align_corners=False (SPEC §12.1.9).
+    # Matches PyTorch 0.4's bilinear upsampling, i.e. today's align_corners=False.
     if factor == 1:
         return x
     return F.interpolate(x, scale_factor=factor, mode='bilinear', align_corners=False)
@@ -73,7 +73,8 @@ class FlowUnetBlock(nn.Module):
         else:
             down = [nn.LeakyReLU(0.2), down_conv, norm_layer(inner_nc)]
             up_conv = nn.ConvTranspose2d(2 * inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
-        # Registration order down, up, submodule, predict_flow is the original's (SPEC §4.11).
+        # Registration order down, up, submodule, predict_flow is the original's (optimizer states
+        # index parameters in this order).
         self.down = nn.Sequential(*down)
         self.up = nn.Sequential(nn.ReLU(), up_conv, norm_layer(outer_nc))
         self.submodule = submodule
@@ -91,7 +92,7 @@ class FlowUnetBlock(nn.Module):
 
 
 class FlowUnet(nn.Module):
-    """Flow regression U-Net, ``which_model='unet'`` (SPEC §4.6).
+    """Flow regression U-Net, ``which_model='unet'``.
 
     Args:
         input_nc: input channels (36 = two sets of 18 pose heatmaps).
@@ -142,7 +143,7 @@ class FlowUnet(nn.Module):
 
 
 class FlowUnet_v2(ResidualUnet):
-    """Residual flow regression U-Net, ``which_model='unet_v2'`` (SPEC §4.7).
+    """Residual flow regression U-Net, ``which_model='unet_v2'``.
 
     ``pre_conv`` brings the input to ``H/start_scale``; then the residual U-Net trunk of
     :class:`~models.networks.generators.UnetGenerator` whose scale ``l`` has

@@ -32,7 +32,7 @@ def _output_head(nf: int, output_nc: int) -> nn.Sequential:
 
 
 class UnetGenerator(ResidualUnet):
-    """Single-path residual U-Net (SPEC §4.1), ``which_model_G='unet'``.
+    """Single-path residual U-Net, ``which_model_G='unet'``.
 
     Args:
         input_nc: input channels (image + pose heatmaps, 21 by default).
@@ -58,7 +58,7 @@ class UnetGenerator(ResidualUnet):
 
 
 class UnetGenerator_MultiOutput(ResidualUnet):
-    """:class:`UnetGenerator` with one head per entry of ``output_nc`` (SPEC §4.2).
+    """:class:`UnetGenerator` with one head per entry of ``output_nc``.
 
     Head ``k`` is ``dec_output_{k}`` = ``Sequential(0: channel_mapping(nf -> nf), 1: act,
     2: ReflectionPad2d(3), 3: Conv2d(nf -> output_nc[k], k7, bias))``. Used as the pixel-warping
@@ -99,7 +99,7 @@ class _DualScale:
 
 
 class DualUnetGenerator(nn.Module):
-    """Dual-path U-Net with feature warping (SPEC §4.3), ``which_model_G='dual_unet'``.
+    """Dual-path U-Net with feature warping, ``which_model_G='dual_unet'``.
 
     A pose encoder encodes the target pose, an appearance encoder the source image. At scales
     ``l < num_warp_scales`` the appearance skip features are warped by the target->source flow
@@ -116,12 +116,12 @@ class DualUnetGenerator(nn.Module):
         vis_mode: ``'none'`` (warp only), ``'hard_gate'`` (zero the background),
             ``'soft_gate'`` (learned gate), ``'residual'`` (learned residual correction),
             ``'res_no_vis'`` (residual correction that does not see the visibility).
-        no_end_norm: original quirk (SPEC §4.4): drop the norm of both ``pre_conv`` and of the
+        no_end_norm: original quirk (the key set follows it): drop the norm of both ``pre_conv`` and of the
             bottleneck-side decoder block ``dec_{L-1}_res_{last}``.
 
     The pose and appearance encoders share each scale's downsample module; it is registered as
     both ``encp_{l}_downsample`` and ``enca_{l}_downsample`` so the state_dict has both key groups
-    (see :func:`models.networks.legacy.load_state_dict_compat` for loading differing groups).
+    (see :func:`util.weights.load_state_dict_compat` for loading differing groups).
     """
 
     vis_expand_mult = 2  # the visibility modules see [visible part, invisible part] of the features
@@ -160,14 +160,14 @@ class DualUnetGenerator(nn.Module):
                 if vis_module is not None:
                     enca_vis.append(self._add(f'enca_{l}_vis_{i}', vis_module))
             # Original quirk kept for checkpoint compatibility: the appearance encoder reuses the pose
-            # encoder's downsample module (SPEC §12.1.1).
+            # encoder's downsample module; the released files hold both key groups.
             self._add(f'enca_{l}_downsample', downsample)
             if l == num_scales - 1:
                 self.dec_fuse = channel_mapping(2 * c_out, c_out, norm_layer=norm_layer, bias=use_bias)
             upsample = self._add(f'dec_{l}_upsample', upsample_block(c_out, c_in, norm_layer, use_bias, act))
             dec_res = []
             for i in range(n_residual_blocks):
-                # Original quirk (SPEC §4.4): no_end_norm reaches the last-index block of the coarsest
+                # Original quirk: no_end_norm reaches the last-index block of the coarsest
                 # scale, which is the first decoder block to run.
                 end = no_end_norm and l == num_scales - 1 and i == n_residual_blocks - 1
                 dec_res.append(self._add(f'dec_{l}_res_{i}', ResidualBlock(

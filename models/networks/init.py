@@ -1,4 +1,4 @@
-"""Weight initialisation applied to every newly built network (SPEC §3.6)."""
+"""Weight initialisation applied to every newly built network (``--init_type``)."""
 from __future__ import annotations
 
 import torch.nn as nn

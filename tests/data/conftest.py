@@ -1,22 +1,19 @@
-"""Fixtures of the data tests: a small synthetic dataset and option namespaces for both dataset classes."""
+"""Fixtures of the data tests: a small synthetic dataset (configuration in ``tests/data/helpers.py``)."""
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import pytest
 
-from data.synthetic import DemoConfig, generate_demo_dataset
-
-# 4 train identities x 12 ordered pairs = 48 train pairs (> the 32 of --debug), 2 test identities.
-SMALL_CONFIG = DemoConfig(seed=3, image_size=(128, 64), n_train_identities=4, n_test_identities=2,
-                          images_per_identity=4, test_pairs_per_identity=6, n_test_small=5, p_back=0.25)
+from data.synthetic import generate_demo_dataset
+from tests.data.helpers import SMALL_CONFIG
 
 
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Read-only small demo dataset (128x64). Tests that modify files use ``demo_copy``."""
+    """Read-only small demo dataset (128x64, ``SMALL_CONFIG``); overrides the pipeline dataset of the same name in
+    tests/conftest.py for the data tests. Tests that modify files use ``demo_copy``."""
     root = tmp_path_factory.mktemp('demo') / 'demo'
     generate_demo_dataset(root, SMALL_CONFIG, workers=1, verbose=False)
     return root
@@ -28,22 +25,3 @@ def demo_copy(demo_root: Path, tmp_path: Path) -> Path:
     dst = tmp_path / 'demo'
     shutil.copytree(demo_root, dst)
     return dst
-
-
-def make_opt(root: Path | str, dataset_type: str = 'flow', **overrides) -> argparse.Namespace:
-    """The option attributes the datasets read, with the demo layout and augmentation off."""
-    opt = argparse.Namespace(
-        data_root=str(root), dataset_name='demo', dataset_type=dataset_type,
-        fn_split='Label/pair_split_clean.json' if dataset_type == 'flow' else 'Label/pair_split.json',
-        fn_pose='Label/pose_label_adapt.pkl' if dataset_type == 'flow' else 'Label/pose_label.pkl',
-        img_dir='Img/img/', seg_dir='Img/seg/', corr_dir='3d/hmr/corr/',
-        image_size=[128, 64], joint_nc=18, joint_mode='binary', joint_radius=4, seg_nc=7, vis_smooth_rate=5,
-        aug_shiftx_range=5, aug_shifty_range=5, use_augmentation=0, aug_scale_range=1.2, aug_color_jit=0,
-        aug_affine_hw_order='as_written', allow_corr_fallback=0, debug=False, is_train=False, batch_size=4,
-        num_workers=0,
-    )
-    for key, value in overrides.items():
-        if not hasattr(opt, key):
-            raise AttributeError(f'make_opt: unknown option {key!r}')
-        setattr(opt, key, value)
-    return opt

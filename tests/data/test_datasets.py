@@ -1,4 +1,4 @@
-"""Flow and pose-transfer datasets and loaders (SPEC §8.3-8.6) on the small synthetic dataset."""
+"""Flow and pose-transfer datasets and loaders on the small synthetic dataset."""
 from __future__ import annotations
 
 import pickle
@@ -15,7 +15,7 @@ from data.data_loader import DATASET_TYPES, create_dataset, make_dataloader
 from data.flow_dataset import FlowDataset, shift_augment
 from data.pose_transfer_dataset import PoseTransferDataset, affine_augment, affine_matrix, hue_jitter
 from util.flow_util import warp_acc_flow
-from tests.data.conftest import make_opt
+from tests.data.helpers import make_opt
 from util.flow_util import CorrFileError, read_corr
 from util.io import load_json, save_json
 
@@ -85,7 +85,7 @@ def test_item_matches_spec(demo_root: Path, dataset_type: str) -> None:
         np.testing.assert_array_equal(onehot.argmax(0), seg)
     corr, raw = read_corr(demo_root / '3d/hmr/corr' / f'{id_2}_{id_1}.corr')
     raw = raw[:, :, 0]
-    vis = np.where(raw < 2, cv2.medianBlur(raw, 5), raw)  # SPEC §8.4 smoothing
+    vis = np.where(raw < 2, cv2.medianBlur(raw, 5), raw)  # the original's smoothing
     np.testing.assert_array_equal(item['vis_2'][0].numpy(), vis)
     assert set(np.unique(vis).tolist()) <= {0, 1, 2} and (vis == 0).any()
     grid = np.stack([xs, ys])

@@ -17,7 +17,7 @@ from data.synthetic import (DemoConfig, dataset_is_complete, generate_demo_datas
 from data.synthetic.body import PART_SEG, TORSO
 from data.synthetic.generate import to_uint8
 from data.synthetic.render import BACKGROUND_STYLES, correspondence, coverage, local_coords, render
-from tests.data.conftest import SMALL_CONFIG
+from tests.data.helpers import SMALL_CONFIG
 from util.flow_util import corr_file_size, read_corr
 from util.io import load_json, load_pickle
 

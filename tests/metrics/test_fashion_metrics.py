@@ -1,4 +1,4 @@
-"""FashionIS and AttrRec-k: scores against loop implementations of SPEC §9.6, classifier loading and training."""
+"""FashionIS and AttrRec-k: scores against loop implementations of the recall/mean-AP recipes; classifier loading."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +8,8 @@ import torch.nn as nn
 
 from metrics.fashion_classifiers import (build_classifier, eval_transform, find_classifier_checkpoint,
                                          load_classifier, predict_images)
-from models.base_model import step_learning_rate
-from training.classifier import train_classifier
 from util.weights import StateDictMismatchError, load_state_dict_compat
-from tests.metrics.weights_fixtures import DF_IDS, classifier_weights, pair_stems, write_images
+from tests.metrics.weights_helpers import DF_IDS, classifier_weights, pair_stems, write_images
 from util.io import save_pickle
 from metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
                                    resolve_attr_label_file, target_labels)
@@ -35,7 +33,7 @@ def reference_recall(scores, labels, k):
 
 
 def reference_ap(score_col, label_col):
-    """SPEC §9.6 mean-AP recipe for one attribute, with loops."""
+    """The original's mean-AP recipe for one attribute, with loops."""
     order = sorted(range(len(score_col)), key=lambda i: -score_col[i])
     n_pos = sum(label_col)
     tp, prec, rec = 0, [], []
@@ -138,7 +136,7 @@ def test_released_format_loads_strictly(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------
-# Folder metrics and training
+# Folder metrics
 # ------------------------------------------------------------------------------------------------
 def test_fashion_is_equals_score_of_classifier_outputs(tmp_path, tmp_path_factory):
     stems = pair_stems(DF_IDS, 4)
@@ -174,32 +172,6 @@ def test_attr_rec_on_folder(tmp_path, tmp_path_factory):
     assert got['mean_ap'] == pytest.approx(mean_average_precision(scores, gt))
     with pytest.raises(ValueError, match='--n_attr is 100'):
         compute_attr_rec(tmp_path / 'gen', fn_label=tmp_path / 'attr_label.pkl', model=model, n_attr=100)
-
-
-def test_step_learning_rate():
-    # 1-based epochs: the rate drops after every lr_decay epochs.
-    assert [step_learning_rate(1e-4, e, 10, 0.1) for e in (1, 10, 11, 26)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-6])
-    with pytest.raises(ValueError, match='1-based'):
-        step_learning_rate(1e-4, 0, 10, 0.1)
-
-
-@pytest.mark.parametrize('task', ['single_label', 'multi_label'])
-def test_train_classifier_two_steps(task):
-    torch.manual_seed(0)
-    model = build_classifier('attr', 5)
-    x = torch.rand(4, 3, 32, 32) * 2 - 1
-    y = torch.tensor([0, 3, 1, 4]) if task == 'single_label' else (torch.rand(4, 5) < 0.5).float()
-    loader = [(x[:2], y[:2]), (x[2:], y[2:]), (x[:2], y[:2])]
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    ends, logs = [], []
-    losses = train_classifier(model, loader, task=task, n_epoch=1, lr=1e-3, max_steps_per_epoch=2,
-                              display_freq=1, epoch_end=ends.append, log=logs.append)
-    assert len(losses) == 1 and np.isfinite(losses[0]) and ends == [0]
-    assert sum('step' in line for line in logs) == 2  # stopped after 2 of the 3 batches
-    changed = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
-    assert 'fc.weight' in changed and 'conv1.weight' in changed
-    with pytest.raises(ValueError, match="valid: \\['adam', 'sgd'\\]"):
-        train_classifier(model, loader, optim='rmsprop')
 
 
 def test_predict_images_rejects_unknown_activation():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.metrics.weights_fixtures import (DF_IDS, MARKET_IDS, alexnet_weights, fidelity_inception_weights,
-                                            pair_stems, write_images)
+from tests.metrics.weights_helpers import (DF_IDS, MARKET_IDS, alexnet_weights, fidelity_inception_weights,
+                                           pair_stems, write_images)
 from metrics.fid import compute_fid, extract_pool3, frechet_distance, real_target_paths
 from metrics.inception_score import TorchFidelityInception
 from metrics.lpips_metric import build_lpips, compute_lpips, find_backbone_weights, lpips_pairs

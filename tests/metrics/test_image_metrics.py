@@ -1,4 +1,4 @@
-"""SSIM / masked SSIM / PSNR (SPEC §9.2) against scikit-image and the closed-form formulas."""
+"""SSIM / masked SSIM / PSNR against scikit-image and the closed-form formulas."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Inception score, masked IS and the folder/id helpers (SPEC §9.4, §9.5)."""
+"""Inception score, masked IS and the folder/id helpers."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.metrics.weights_fixtures import MARKET_IDS, fidelity_inception_weights, pair_stems, write_images
+from tests.metrics.weights_helpers import MARKET_IDS, fidelity_inception_weights, pair_stems, write_images
 from metrics import FOLDER_METRICS, METRICS, get_metric
 from metrics.image_folder import LabelKeys, apply_by_shape, list_images, match_label_key, split_pair_name
 from metrics.inception_score import (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, TorchFidelityInception,

@@ -31,7 +31,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from tests.metrics.weights_fixtures import MARKET_IDS, pair_stems, write_images
+from tests.metrics.weights_helpers import MARKET_IDS, pair_stems, write_images
 from metrics.inception_score import (TF_GRAPH_FILE, TF_GRAPH_SHA256, TF_GRAPH_URL, TFInceptionGraph,
                                      build_inception_classifier, compute_inception_score,
                                      compute_masked_inception_score)

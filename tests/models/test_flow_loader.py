@@ -8,26 +8,7 @@ import torch
 from models.factory import FLOW_NETWORK_DEFAULTS
 from models.flow_regression_model import load_frozen_flow_network
 from models.networks import FlowUnet, FlowUnet_v2
-
-
-def write_flow_experiment(folder, label='best', **arch):
-    saved = {'which_model': 'unet_v2', 'nf': 8, 'max_nf': 16, 'start_scale': 2, 'num_scale': 3, 'norm': 'batch',
-             'input_type1': 'joint', 'input_type2': 'joint', 'joint_nc': 18, 'seg_nc': 7, 'init_type': 'kaiming',
-             'dataset_name': 'demo', 'lr': 1e-4}
-    saved.update(arch)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / 'train_opt.json').write_text(json.dumps(saved))
-    kind = FlowUnet if saved['which_model'] == 'unet' else FlowUnet_v2
-    kwargs = dict(input_nc=36, nf=saved['nf'], start_scale=saved['start_scale'], norm=saved['norm'])
-    if kind is FlowUnet:
-        net = FlowUnet(num_scale=saved['num_scale'], **kwargs)
-    else:
-        net = FlowUnet_v2(max_nf=saved['max_nf'], num_scales=saved['num_scale'], **kwargs)
-    torch.manual_seed(3)
-    for p in net.parameters():
-        p.data.normal_()
-    torch.save(net.state_dict(), folder / f'{label}_net_netF.pth')
-    return net
+from tests.models.helpers import write_flow_experiment
 
 
 def test_loads_architecture_and_weights_frozen(tmp_path):

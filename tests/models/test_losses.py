@@ -1,4 +1,4 @@
-"""Losses of SPEC §7.3 against hand-computed values and independent reference computations."""
+"""Losses against hand-computed values and independent reference computations."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Behaviour of the networks of SPEC §3-§4 on tiny configurations."""
+"""Behaviour of the networks on tiny configurations."""
 from __future__ import annotations
 
 import functools
@@ -68,7 +68,7 @@ def test_down_and_upsample_blocks():
     x = torch.randn(2, 4, 8, 6)
     assert down(x).shape == (2, 6, 4, 3)
     assert up(down(x)).shape == (2, 4, 8, 6)
-    # PixelShuffle ordering (SPEC §4): output channel c at (2h+i, 2w+j) is input channel 4c + 2i + j.
+    # PixelShuffle ordering: output channel c at (2h+i, 2w+j) is input channel 4c + 2i + j.
     y = torch.arange(8.0).view(1, 8, 1, 1)
     assert up[2](y).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     assert up[2](y)[0, 1].tolist() == [[4, 5], [6, 7]]
@@ -437,6 +437,9 @@ def test_reexports_of_losses_and_metrics():
         models.losses.EPE, models.losses.GANLoss, models.losses.MultiScaleFlowLoss, models.losses.SS_FlowLoss,
         models.losses.VGGLoss)
     assert SSIM is metrics.ssim.SSIM and PSNR is metrics.psnr.PSNR
+    import util.flow_util
+    from models.networks import warp_acc_flow
+    assert warp_acc_flow is util.flow_util.warp_acc_flow
     with pytest.raises(ImportError):
         from models.networks import NoSuchLoss  # noqa: F401
 

@@ -1,6 +1,6 @@
-"""Original-format state_dicts load strictly (SPEC §4.9-§4.12).
+"""Original-format state_dicts load strictly.
 
-The expected keys and shapes are generated here from the rules written in SPEC §4.10/§4.11,
+The expected keys and shapes are generated here from the original's naming and registration rules, written out
 independently of the module code: if a network's layout drifts from the authors' checkpoints, the
 key sets, shapes, counts or the parameter order stop matching.
 """
@@ -196,7 +196,7 @@ def spec_discriminator(input_nc=24, ndf=64) -> list[Entry]:
     return s.entries
 
 
-# (builder of our network, spec entries, SPEC §4.9 counts: entries 0.4.0, entries 2.x, parameters)
+# (builder of our network, spec entries, the released files' counts: entries 0.4.0, entries 2.x, parameters)
 DF, MK = dict(num_scales=7, num_warp_scales=5), dict(num_scales=5, num_warp_scales=4)
 CONFIGS = {
     'dual_df_residual': (lambda: DualUnetGenerator(18, 3, 3, vis_mode='residual', **DF),
@@ -274,7 +274,7 @@ def built() -> dict:
 
 @pytest.mark.parametrize('name', list(CONFIGS))
 def test_spec_tables_agree_with_spec_counts(name):
-    """The generator reproduces the SPEC §4.9 counts (guards the generator itself)."""
+    """The generator reproduces the counts of the original networks (guards the generator itself)."""
     _, spec, counts = CONFIGS[name]
     assert count(spec()) == counts
 
@@ -313,7 +313,7 @@ def test_pytorch_040_state_dict_without_num_batches_tracked(name, built):
 
 @pytest.mark.parametrize('name', [n for n in CONFIGS if n != 'discriminator'])
 def test_parameter_order_matches_registration_order(name, built):
-    """Optimizer states index parameters by position (SPEC §4.11)."""
+    """Optimizer states index parameters by position."""
     names = [n for n, _ in built(name).named_parameters()]
     assert names == [k for k, _, kind in CONFIGS[name][1]() if kind == 'param']
 

@@ -1,20 +1,82 @@
-"""The quick-start job runs every step of the pipeline (tiny profile)."""
+"""The quick-start job runs every step of the pipeline (tiny profile), with or without VGG19 weights.
+
+The torch hub directory is redirected to an empty temporary folder in every test, so the outcome never depends on
+whether the machine running the tests has ``vgg19-dcbb9e9d.pth`` in its own cache.
+"""
 import json
 
+import pytest
+import torch
+
 import demo
+from models.losses import VGG19_WEIGHTS_FILE, random_vgg19_features
 
 
-def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """An empty torch hub directory in place of the user's (``~/.cache/torch/hub`` or ``$TORCH_HOME/hub``)."""
+    hub = tmp_path / 'hub'
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(hub))
+    return hub
+
+
+def write_random_vgg19(path):
+    """A torchvision-format VGG19 file (``features.*`` keys) with random weights."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({f'features.{k}': v for k, v in random_vgg19_features(0).state_dict().items()}, path)
+    return path
+
+
+def test_demo_runs_the_whole_pipeline_without_vgg(tmp_path, empty_hub, capsys):
     result = demo.main(['--tiny', '--checkpoints_dir', str(tmp_path / 'ckpt'), '--data_root',
                         str(tmp_path / 'demo'), '--num_workers', '0'])
     out = capsys.readouterr().out
     for step in ('generate the synthetic demo dataset', 'train the flow regression module',
                  'without pixel warping (ablation 4)', 'fine-tune the pixel-warping network', 'test the full model'):
         assert step in out
-    assert '--loss_weight_content 0' in out  # no VGG19 file here: the demo says so and trains without it
+    # No VGG19 file in the (empty) hub cache and no --vgg_weights: the demo says so and trains without it.
+    assert 'VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) not found' in out and '--loss_weight_content 0' in out
+    for exp in ('PoseTransfer_demo_4', 'PoseTransfer_demo_5'):
+        saved = json.loads((tmp_path / 'ckpt' / exp / 'train_opt.json').read_text())
+        assert saved['loss_weight_content'] == 0 and saved['vgg_weights'] is None, exp
+        assert 'loss_content' not in (tmp_path / 'ckpt' / exp / 'train_log.txt').read_text(), exp
     assert (tmp_path / 'demo' / 'manifest.json').is_file()
     for exp in ('FlowReg_demo', 'PoseTransfer_demo_4', 'PoseTransfer_demo_5'):
         assert (tmp_path / 'ckpt' / exp / 'best_checkpoint.pth').is_file(), exp
     saved = json.loads(open(result['json']).read())
     assert 'copy_source_SSIM' in saved['baselines'] and 'SSIM' in saved['metrics']
     assert f"metrics JSON: {result['json']}" in out
+
+
+@pytest.mark.parametrize('where', ['--vgg_weights', 'hub cache'])
+def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_path, empty_hub, monkeypatch, capsys):
+    """Which command lines the demo runs when a (random-weight) VGG19 file is found; the steps are recorded, not
+    run (the end-to-end run is the test above; training with the content loss is tested in test_pose_pipeline)."""
+    if where == '--vgg_weights':
+        vgg = write_random_vgg19(tmp_path / 'elsewhere' / VGG19_WEIGHTS_FILE)
+        extra = ['--vgg_weights', str(vgg)]
+    else:
+        write_random_vgg19(empty_hub / 'checkpoints' / VGG19_WEIGHTS_FILE)
+        extra = []
+    calls = []
+    fake_result = {'metrics': {'SSIM': 0.5, 'mask_SSIM': 0.5, 'PSNR': 10.0},
+                   'baselines': {'copy_source_SSIM': 0.4, 'copy_source_mask_SSIM': 0.4, 'copy_source_PSNR': 9.0},
+                   'json': 'm.json', 'visual_grid': 'g.jpg', 'output_dir': 'out'}
+
+    def record(step, module, argv):
+        calls.append((module.__name__, argv))
+        return fake_result if module is demo.test_pose_transfer else 0
+
+    monkeypatch.setattr(demo, 'run', record)
+    demo.main(['--tiny', '--checkpoints_dir', str(tmp_path / 'ckpt'), '--data_root', str(tmp_path / 'demo'),
+               '--num_workers', '0', *extra])
+    assert 'VGG19 ImageNet weights found: the perceptual (content) loss is on' in capsys.readouterr().out
+    pose_runs = [argv for name, argv in calls if name == 'train_pose_transfer_model']
+    assert len(pose_runs) == 2
+    for argv in pose_runs:
+        assert '--loss_weight_content' not in argv  # the option's default (1) applies
+        if extra:
+            assert argv[argv.index('--vgg_weights') + 1] == extra[1]
+        else:
+            assert '--vgg_weights' not in argv  # found by the model in the same hub cache

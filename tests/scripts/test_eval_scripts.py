@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.metrics.weights_fixtures import (DF_IDS, MARKET_IDS, alexnet_weights, classifier_weights,
-                                            fidelity_inception_weights, imagenet_resnet50_weights, pair_stems,
-                                            write_images)
+from tests.metrics.weights_helpers import (DF_IDS, MARKET_IDS, alexnet_weights, classifier_weights,
+                                           fidelity_inception_weights, imagenet_resnet50_weights, pair_stems,
+                                           write_images)
 from util.io import save_json, save_pickle
 
 SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts'

@@ -1,6 +1,7 @@
 """Flow regression stage end to end: train, checkpoints, resume, test script."""
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -10,7 +11,7 @@ import test_flow_regression_module
 import train_flow_regression_module
 from util.weights import safe_torch_load
 
-from .conftest import flow_args
+from tests.helpers import flow_args
 
 
 def _adam_steps(ckpt: dict) -> set[int]:
@@ -28,7 +29,7 @@ def test_train_writes_complete_checkpoints_and_logs(demo_root, tmp_path, capsys)
     assert not (exp / '1_net_netF.pth').exists()  # --save_epoch_freq 2
     log = (exp / 'train_log.txt').read_text()
     assert '[id: FlowReg_run  iter: 1  epoch: 1  lr: 0.0001]  EPE: ' in log
-    assert 'grad_flow: ' in log  # step 3 ran the per-loss gradient check (SPEC §7.4)
+    assert 'grad_flow: ' in log  # step 3 ran the per-loss gradient check
     items = (exp / 'vis' / 'vis_item_list.txt').read_text().split()
     assert items == ['img_1', 'img_2', 'joint_1', 'joint_2', 'seg_1', 'seg_2', 'flow_tar', 'flow_out', 'vis_tar',
                      'vis_out', 'flow_final']
@@ -67,20 +68,49 @@ def test_resume_continues_exactly_where_training_stopped(demo_root, tmp_path):
     assert 'epoch: 1  lr: 0.0001' in log and 'epoch: 2  lr: 5e-05' in log
 
 
-def test_resume_from_original_layout_epoch_files(demo_root, tmp_path):
-    """The original resumed from ``<epoch>_net_netF.pth`` + ``<epoch>_optim_optim.pth`` (SPEC §7.6)."""
+def test_resume_from_original_layout_epoch_files(demo_root, tmp_path, monkeypatch):
+    """The original resumed from ``<epoch>_net_netF.pth`` + ``<epoch>_optim_optim.pth``: the resumed run starts
+    from those files' weights and optimizer state (not from our complete checkpoint lying next to them)."""
+    from models.flow_regression_model import FlowRegressionModel
     args = flow_args(demo_root, tmp_path, 'orig', '--n_epoch', '1', '--n_vis', '0')
     train_flow_regression_module.main(args)
     exp = tmp_path / 'FlowReg_orig'
-    ckpt = safe_torch_load(exp / '1_checkpoint.pth') if (exp / '1_checkpoint.pth').exists() else None
-    assert ckpt is None  # --save_epoch_freq 5: no numbered snapshot; build the original's files from 'latest'
+    assert not (exp / '1_checkpoint.pth').exists()  # --save_epoch_freq 5: no numbered snapshot of ours
+    # Write the original's files from 'latest', changed so that what the resume reads can be told apart from it.
     latest = safe_torch_load(exp / 'latest_checkpoint.pth')
-    torch.save(latest['model']['nets']['netF'], exp / '1_net_netF.pth', _use_new_zipfile_serialization=False)
-    torch.save(latest['model']['optimizers']['optim'], exp / '1_optim_optim.pth')
+    net_file = {k: v + 0.25 if v.is_floating_point() else v for k, v in latest['model']['nets']['netF'].items()}
+    optim_file = copy.deepcopy(latest['model']['optimizers']['optim'])
+    for state in optim_file['state'].values():
+        state['exp_avg'] = state['exp_avg'] * 2 + 1e-3
+        state['exp_avg_sq'] = state['exp_avg_sq'] * 3 + 1e-6
+    optim_file['param_groups'][0]['initial_lr'] = 3e-4
+    torch.save(net_file, exp / '1_net_netF.pth', _use_new_zipfile_serialization=False)
+    torch.save(optim_file, exp / '1_optim_optim.pth')
+
+    real_step = FlowRegressionModel.optimize_parameters
+    seen = []
+
+    def capture_first(self, check_grad=False):
+        if not seen:  # the state the resumed run starts from, before its first update
+            seen.append((copy.deepcopy(self.netF.state_dict()), copy.deepcopy(self.optimizers['optim'].state_dict())))
+        real_step(self, check_grad)
+
+    monkeypatch.setattr(FlowRegressionModel, 'optimize_parameters', capture_first)
     summary = train_flow_regression_module.main(
         flow_args(demo_root, tmp_path, 'orig', '--n_epoch', '2', '--n_vis', '0', '--resume_train',
                   '--last_epoch', '1'))
     assert summary['epoch'] == 2 and summary['step'] == 4
+    weights, optim = seen[0]
+    assert weights.keys() == net_file.keys()
+    for key, value in net_file.items():
+        assert torch.equal(weights[key], value), key
+    assert optim['state'].keys() == optim_file['state'].keys()
+    for index, state in optim_file['state'].items():
+        for name in ('step', 'exp_avg', 'exp_avg_sq'):
+            assert torch.equal(optim['state'][index][name], state[name]), (index, name)
+    # The rate of epoch 2 follows the file's initial rate (step schedule: no decay before epoch 9).
+    assert optim['param_groups'][0]['initial_lr'] == 3e-4 and optim['param_groups'][0]['lr'] == 3e-4
+    assert _adam_steps(safe_torch_load(exp / 'latest_checkpoint.pth')) == {4}
 
 
 def test_resume_without_checkpoint_fails_clearly(demo_root, tmp_path):

@@ -11,7 +11,7 @@ import test_pose_transfer
 import train_pose_transfer_model
 from util.weights import safe_torch_load
 
-from .conftest import common_args
+from tests.helpers import common_args
 
 ABLATIONS = {
     'no_dual_encoder': ['--which_model_G', 'unet'],
@@ -41,7 +41,7 @@ def test_ablation_trains_with_gan_schedule(name, demo_root, flow_checkpoints):
                                                        *ABLATIONS[name], '--n_epoch', '2', '--epoch_add_gan', '2'))
     exp = flow_checkpoints / f'PoseTransfer_abl_{name}'
     assert summary['step'] == 4 and summary['best_epoch'] in (1, 2)
-    # netD exists from the start, but its files are written only while the GAN term is active (SPEC §7.6).
+    # netD exists from the start, but its files are written only while the GAN term is active, as in the original.
     assert (exp / '1_net_netG.pth').is_file() and not (exp / '1_net_netD.pth').exists()
     assert (exp / '2_net_netG.pth').is_file() and (exp / '2_net_netD.pth').is_file()
     log = (exp / 'train_log.txt').read_text()
@@ -76,7 +76,7 @@ def test_missing_vgg_weights_error_says_what_to_do(demo_root, flow_checkpoints, 
 
 def test_full_model_only_updates_netPW(demo_root, trained_no_pix_warp):
     ckpt_dir = trained_no_pix_warp
-    # The seed README's spelling without the prefix works (SPEC §12.2.15).
+    # The original README's spelling without the prefix works.
     train_pose_transfer_model.main(pose_args(demo_root, ckpt_dir, 'tiny5', *ABLATIONS['no_pixel_warping'],
                                              '--G_pix_warp', '1', '--pretrained_G_id', 'tiny4',
                                              '--pretrained_G_epoch', 'best', '--n_epoch', '1', '--epoch_add_gan', '1'))

@@ -1,4 +1,4 @@
-"""Experiment folders laid out like the authors' ``pretrained_models.tgz`` (SPEC §10.2) test like ours.
+"""Experiment folders laid out like the authors' ``pretrained_models.tgz`` test like ours.
 
 The real archive cannot be downloaded here, so each test writes such a folder: a Python-2-era ``train_opt.json``
 (no modern keys, an unused extra key, ``gpu_ids`` as saved on a GPU machine, Market's ``fn_pose: null``),

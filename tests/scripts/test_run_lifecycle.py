@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import train_flow_regression_module
 from util.weights import safe_torch_load
 
-from .conftest import flow_args
+from tests.helpers import flow_args
 
 EPOCH1 = ['--n_epoch', '1', '--n_vis', '0']
 
@@ -91,10 +93,8 @@ def test_resume_without_latest_suggests_what_exists(demo_root, tmp_path):
     latest = safe_torch_load(exp / 'latest_checkpoint.pth')
     for path in exp.glob('latest*'):
         path.unlink()
-    import shutil
     shutil.rmtree(exp / 'snapshots')
     # an original-format folder: integer-epoch network and optimizer files only
-    import torch
     torch.save(latest['model']['nets']['netF'], exp / '1_net_netF.pth')
     torch.save(latest['model']['optimizers']['optim'], exp / '1_optim_optim.pth')
     with pytest.raises(FileNotFoundError) as info:

@@ -1,10 +1,10 @@
-"""warp_acc_flow against hand-computed values (SPEC §5)."""
+"""warp_acc_flow against hand-computed values."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from models.networks import warp_acc_flow
+from util.flow_util import warp_acc_flow
 
 # 3 x 4 image: value = 4 * row + col.
 IMG = torch.arange(12.0).view(1, 1, 3, 4)
