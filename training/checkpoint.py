@@ -93,8 +93,8 @@ def check_finite(model: BaseModel, label: str | int, step: int) -> None:
     if problems:
         raise NonFiniteModelError(
             f'refusing to save label {label!r} at step {step}: ' + '; '.join(problems) +
-            '. Training diverged; the labels saved before are kept (resume from one with a lower --lr, or use '
-            '--nan_policy skip to skip the updates of non-finite losses)')
+            '. Training diverged; the labels saved before are kept (continue from one with --resume_train '
+            '--nan_policy skip to skip the updates of non-finite losses, or start a new --id with a lower --lr)')
 
 
 def _fsync_dir(path: Path) -> None:

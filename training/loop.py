@@ -6,6 +6,7 @@ visualises and saves. Everything that differs between the flow stage and the pos
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from data.data_loader import create_dataset, make_dataloader
 from models import create_model
+from models.base_model import NonFiniteLossError
 from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
@@ -33,9 +35,12 @@ class TrainSpec:
 
 
 def improves(value: float, best: float | None, mode: str) -> bool:
-    """Whether ``value`` beats ``best`` (None: nothing yet) under ``mode`` (``'min'`` or ``'max'``)."""
+    """Whether ``value`` beats ``best`` (None: nothing yet) under ``mode`` (``'min'`` or ``'max'``); a NaN or
+    infinite value never does."""
     if mode not in ('min', 'max'):
         raise ValueError(f"unknown selection mode {mode!r}; valid: 'min', 'max'")
+    if not math.isfinite(value):
+        return False
     if best is None:
         return True
     return value < best if mode == 'min' else value > best
@@ -68,6 +73,18 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return max(self.n - self.start, 0)
+
+
+def _copy_buffers(model) -> dict[str, dict[str, torch.Tensor]]:
+    """Copies of every network's buffers (batch-norm running statistics), taken before a step that may be skipped."""
+    return {name: {k: b.detach().clone() for k, b in net.named_buffers()} for name, net in model.nets.items()}
+
+
+def _restore_buffers(model, buffers: dict[str, dict[str, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for name, net in model.nets.items():
+            for k, b in net.named_buffers():
+                b.copy_(buffers[name][k])
 
 
 def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
@@ -134,7 +151,23 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
             model.train_mode()
             model.set_input(data)
             check = opt.check_grad_freq > 0 and state.step % opt.check_grad_freq == 0
-            model.optimize_parameters(check_grad=check)
+            buffers = _copy_buffers(model) if opt.nan_policy == 'skip' else None
+            try:
+                model.optimize_parameters(check_grad=check)
+            except NonFiniteLossError as err:
+                where = f'step {state.step} (epoch {epoch}, iteration {state.batches_done}/{steps_per_epoch})'
+                if opt.nan_policy == 'stop':
+                    message = (f'{where}: {err}. Training stopped (--nan_policy stop); nothing was saved after '
+                               f"this step, the labels saved before ('latest', 'best', ...) are kept and finite. "
+                               f'Continue from \'latest\' with --resume_train --nan_policy skip to skip such '
+                               f'updates, or start a new --id with a lower --lr')
+                    logger.message(message)
+                    logger.close()
+                    raise NonFiniteLossError(message) from None
+                _restore_buffers(model, buffers)  # batch-norm statistics of the skipped batch are dropped too
+                state.skipped_steps += 1
+                logger.message(f'{where}: {err}: skipped this update (--nan_policy skip; {state.skipped_steps} '
+                               f'skipped so far)')
             bar.update(1)
             if state.step % opt.display_freq == 0:
                 info = {'id': opt.id, 'iter': state.step, 'epoch': epoch, 'lr': f'{model.current_learning_rate():g}'}
@@ -153,7 +186,9 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
             logger.log({'id': opt.id, 'epoch': epoch, 'split': spec.val_split}, last_metrics, step=state.step,
                        tag='val')
             metric = last_metrics[spec.select_metric]
-            if improves(metric, state.best_metric, spec.select_mode):
+            if not math.isfinite(metric):
+                logger.message(f'validation {spec.select_metric} is {metric}: epoch {epoch} cannot become "best"')
+            elif improves(metric, state.best_metric, spec.select_mode):
                 state.best_metric, state.best_epoch = metric, epoch
                 save_snapshot(model, opt, 'best', state)
                 logger.message(f'best {spec.select_metric} {metric:.4f} at epoch {epoch}: saved label "best"')

@@ -28,7 +28,8 @@ def run(demo_root, ckpt, exp_id, *args):
 def poisoned_step(monkeypatch):
     """Make training step ``n`` (counted over training calls of ``compute_loss``, not validation) go non-finite:
     ``poison(n, 'loss')`` turns the visibility term into NaN, ``poison(n, 'grad')`` keeps every loss finite but
-    makes one parameter's gradient infinite. Records the network and optimizer state around that step."""
+    makes one parameter's gradient infinite. Records the network (weights and batch-norm statistics) and the
+    optimizer state before that step and before the next one."""
     real_loss = FlowRegressionModel.compute_loss
     real_step = FlowRegressionModel.optimize_parameters
     seen = {'train_calls': 0, 'target': None, 'kind': None}
@@ -49,15 +50,11 @@ def poisoned_step(monkeypatch):
         return weighted
 
     def optimize_parameters(self, check_grad=False):
-        poisoned = seen['train_calls'] + 1 == seen['target']
-        if poisoned:
-            seen['before'] = (copy.deepcopy(self.netF.state_dict()), copy.deepcopy(self.optimizers['optim'].state_dict()))
-        try:
-            real_step(self, check_grad)
-        finally:
-            if poisoned:
-                seen['after'] = (copy.deepcopy(self.netF.state_dict()),
-                                 copy.deepcopy(self.optimizers['optim'].state_dict()))
+        step = seen['train_calls'] + 1
+        if step in (seen['target'], seen['target'] + 1):  # before the poisoned step and before the next one
+            seen['before' if step == seen['target'] else 'after'] = (
+                copy.deepcopy(self.netF.state_dict()), copy.deepcopy(self.optimizers['optim'].state_dict()))
+        real_step(self, check_grad)
 
     monkeypatch.setattr(FlowRegressionModel, 'compute_loss', compute_loss)
     monkeypatch.setattr(FlowRegressionModel, 'optimize_parameters', optimize_parameters)
@@ -100,7 +97,7 @@ def test_skip_skips_the_update_counts_it_and_continues(kind, poisoned_step, demo
     seen = poisoned_step(3, kind)
     summary = run(demo_root, tmp_path, f'skip{kind}', '--n_epoch', '2', '--nan_policy', 'skip')
     assert summary['step'] == 4
-    # The poisoned step changed neither the weights nor the optimizer's state.
+    # The poisoned step changed neither the weights, nor the batch-norm statistics, nor the optimizer's state.
     (net_before, optim_before), (net_after, optim_after) = seen['before'], seen['after']
     assert all(torch.equal(net_before[k], net_after[k]) for k in net_before)
     assert [s['step'] for s in optim_before['state'].values()] == [s['step'] for s in optim_after['state'].values()]
