@@ -10,7 +10,8 @@ which widens the window of an interrupted save. Kills alternate between
 
 * ``random``: a uniformly drawn moment within ``--max_delay`` seconds after the run printed its start line
   (training, validation, visualisation or a save);
-* ``save``: a uniformly drawn moment within 0.8 s after a save's temporary folder appeared.
+* ``save``: a uniformly drawn moment within 0.8 s after the temporary folder of the run's 1st to 4th save (drawn
+  uniformly) appeared.
 
 After each kill, before anything else touches the folder:
 
@@ -107,14 +108,18 @@ def check_labels(exp: Path) -> tuple[int | None, list[str]]:
     return latest_step, problems
 
 
-def wait_for_save(exp: Path, proc: subprocess.Popen, timeout: float) -> bool:
-    """Poll until a snapshot's temporary folder appears (a save is under way); False on timeout or exit."""
+def wait_for_save(exp: Path, proc: subprocess.Popen, nth: int, timeout: float) -> bool:
+    """Poll until the ``nth`` (1-based) save of this run is under way (its temporary folder appeared); False on
+    timeout or exit."""
     end = time.monotonic() + timeout
     snapshots = exp / SNAPSHOTS_DIR
+    seen: set[str] = set()
     while time.monotonic() < end and proc.poll() is None:
-        if snapshots.is_dir() and any(p.name.endswith('.tmp') for p in snapshots.iterdir()):
-            return True
-        time.sleep(0.02)
+        if snapshots.is_dir():
+            seen.update(p.name for p in snapshots.iterdir() if p.name.endswith('.tmp'))
+            if len(seen) >= nth:
+                return True
+        time.sleep(0.01)
     return False
 
 
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--kills', type=int, default=20)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--save_pause', type=float, default=0.2, help='seconds each save pauses after each file')
-    parser.add_argument('--max_delay', type=float, default=8.0,
+    parser.add_argument('--max_delay', type=float, default=20.0,
                         help="upper end of a 'random' kill's delay after the run printed its start line (seconds)")
     parser.add_argument('--keep', type=Path, default=None, help='work in this folder and keep it')
     args = parser.parse_args(argv)
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=ROOT)
         t0 = time.monotonic()
         if kind == 'save':
-            in_save = wait_for_save(exp, proc, timeout=120)
+            in_save = wait_for_save(exp, proc, nth=rng.randint(1, 4), timeout=300)
             time.sleep(rng.uniform(0.0, 0.8) if in_save else 0)
         else:
             wait_for_start(work / f'run{k:02d}.log', proc, timeout=300)
