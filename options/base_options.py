@@ -88,16 +88,16 @@ NAN_POLICIES = ('stop', 'skip')
 # Options a resumed run may change; they are applied and listed. The run only continues with other settings.
 RESUME_RUN_KEYS = ('n_epoch', 'n_epoch_decay', 'display_freq', 'test_epoch_freq', 'save_epoch_freq', 'vis_epoch_freq',
                    'check_grad_freq', 'save_step_freq', 'n_vis', 'tensorboard', 'max_steps_per_epoch', 'val_batches',
-                   'nan_policy', 'data_root', 'vgg_weights')
+                   'nan_policy', 'data_root', 'vgg_weights', 'strict_seg')
 # Options that describe this start, not the training: always the command line's, never compared on resume.
 RESUME_CURRENT_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'resume_train',
-                       'resume_label', 'last_epoch', 'auto_resume', 'overwrite')
+                       'resume_label', 'last_epoch', 'auto_resume', 'overwrite', 'check_data')
 
 # Run-time keys that always keep the test command line's value when training options are merged.
 # `id` is kept so a renamed experiment folder still addresses itself (the original took the id
 # stored in the file).
 RUNTIME_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'seed',
-                'allow_corr_fallback')
+                'allow_corr_fallback', 'strict_seg')
 
 
 def default_num_workers() -> int:
@@ -272,6 +272,10 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
                         help='[modern] 1: an unreadable correspondence file becomes zero flow / '
                              'visibility 2 and is counted and reported (the original did this '
                              'silently); 0: raise naming the file')
+    parser.add_argument('--strict_seg', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: a segmentation label outside 0..seg_nc-1 is an error naming the file; '
+                             '0: such pixels get all-zero one-hot rows, as in the original, and each file '
+                             'holding them is reported once with the pixel count')
 
 
 
@@ -283,7 +287,7 @@ def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: f
                         help="resume training from 'latest' (or --resume_label, or epoch --last_epoch when given). "
                              'The saved options are used; architecture options cannot change; run options (epochs, '
                              'frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches, nan_policy, '
-                             'data_root, vgg_weights, devices and workers) given on the command line are applied '
+                             'data_root, vgg_weights, strict_seg, devices and workers) given on the command line are applied '
                              'and listed; any other option that differs from the checkpoint is refused')
     parser.add_argument('--last_epoch', type=int, default=1,
                         help='with --resume_train: epoch to resume from (an integer-labelled checkpoint, e.g. the '
@@ -493,7 +497,8 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
 
     * preserved keys (the option set's ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis,
       debug``, flow the same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
-      seed, allow_corr_fallback`` and pose ``bn_mode, pose_mask_transposed``) always keep the test command line;
+      seed, allow_corr_fallback, strict_seg`` and pose ``bn_mode, pose_mask_transposed``) always keep the test
+      command line;
     * architecture keys (``ARCH_KEYS``) come from the experiment; an explicit command-line value that differs is a
       ``ValueError`` naming both values (the weights were trained with the saved one);
     * every other key present in both: an explicit command-line value wins (``--data_root``, ``--dataset_name``,
@@ -590,7 +595,7 @@ def merge_resume_options(opt: Options, saved: dict[str, Any], source: str | Path
       loss weight given at the first start need not be repeated, and today's defaults do not creep in);
     * typed keys equal to the saved value change nothing;
     * typed ``RESUME_RUN_KEYS`` (epochs, frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches,
-      nan_policy, data_root, vgg_weights) that differ are applied and returned as ``'key new (was old)'``;
+      nan_policy, data_root, vgg_weights, strict_seg) that differ are applied and returned as ``'key new (was old)'``;
     * typed architecture keys (``ARCH_KEYS``) and every other typed key that differs (lr, batch size, loss weights,
       betas, lr policy, seed, data options, ...) are refused with one ``ValueError`` listing them all.
 
