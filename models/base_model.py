@@ -203,7 +203,8 @@ class BaseModel:
             grads = [p.grad for group in optim.param_groups for p in group['params'] if p.grad is not None]
             if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
                 terms = ', '.join(f'loss_{k} = {float(v):g}' for k, v in zip(names, values.tolist()))
-                problem = f'non-finite gradient(s) for {optim_name} although every weighted loss term is finite ({terms})'
+                problem = (f'non-finite gradient(s) for {optim_name} although every weighted loss term is finite '
+                           f'({terms})')
         if problem is not None:
             optim.zero_grad(set_to_none=True)
             raise NonFiniteLossError(problem)

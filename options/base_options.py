@@ -287,8 +287,8 @@ def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: f
                         help="resume training from 'latest' (or --resume_label, or epoch --last_epoch when given). "
                              'The saved options are used; architecture options cannot change; run options (epochs, '
                              'frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches, nan_policy, '
-                             'data_root, vgg_weights, strict_seg, devices and workers) given on the command line are applied '
-                             'and listed; any other option that differs from the checkpoint is refused')
+                             'data_root, vgg_weights, strict_seg, devices and workers) given on the command line are '
+                             'applied and listed; any other option that differs from the checkpoint is refused')
     parser.add_argument('--last_epoch', type=int, default=1,
                         help='with --resume_train: epoch to resume from (an integer-labelled checkpoint, e.g. the '
                              "original's <epoch>_net_*.pth files); only used when given")

@@ -189,7 +189,8 @@ def _missing_label_message(expr_dir: Path, label: str) -> str:
     if labels['complete']:
         first = labels['complete'][0]
         option = '' if first == 'latest' else f' --resume_label {first}'
-        hints.append(f'complete checkpoints there: {", ".join(labels["complete"])} (resume with --resume_train{option})')
+        hints.append(f'complete checkpoints there: {", ".join(labels["complete"])} '
+                     f'(resume with --resume_train{option})')
     if labels['original']:
         hints.append(f'original-format epoch files: {", ".join(labels["original"])} (resume with --resume_train '
                      f'--last_epoch {labels["original"][-1]})')

@@ -67,7 +67,8 @@ def test_resume_continues_with_the_saved_options_and_applies_run_options(demo_ro
     assert re.match(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d  resume from latest \(epoch 1, step 2\)  .*--resume_train',
                     lines[1]), lines[1]
     log = (exp / 'train_log.txt').read_text()
-    assert re.search(r'start: \S+ --id cont', log) and re.search(r'resume from latest \(epoch 1, step 2\): .*--resume_train', log)
+    assert re.search(r'start: \S+ --id cont', log)
+    assert re.search(r'resume from latest \(epoch 1, step 2\): .*--resume_train', log)
     # Without a TTY the progress bar is off: log lines carry elapsed time, speed and ETA.
     assert re.search(r'elapsed: \d+:\d\d:\d\d  it/s: [\d.]+  eta: \d+:\d\d:\d\d', log), log
 
