@@ -56,7 +56,8 @@ def build_released(ckpt, data_root, dataset_name, flow_id, flow_model, pix_warp:
     pose_opt = TrainPoseTransferOptions().parse(
         ['--id', pose_id, '--dataset_name', dataset_name, '--which_model_G', 'dual_unet', '--G_feat_warp', '1',
          '--G_vis_mode', 'residual', '--G_pix_warp', str(int(pix_warp)), '--pretrained_flow_id', flow_id,
-         '--gpu_ids', '-1'], display=False, save=False)
+         *(['--pretrained_G_id', pose_id.replace('.5', '.4')] if pix_warp else []), '--gpu_ids', '-1'],
+        display=False, save=False)
     extra = {'data_root': str(data_root), **DEMO_PATHS}
     if dataset_name == 'market':
         extra.update(fn_pose=None, G_n_scales=5)  # the original's typo left fn_pose null; unused extra key
