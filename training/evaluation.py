@@ -2,9 +2,10 @@
 
 The pose-transfer test keeps the original's semantics by default: batch size from the test command line (8),
 split order, last partial batch kept, netG/netPW normalising with batch statistics, metrics averaged per batch and
-then over batches. Results are printed as the original's summary line and written as JSON. The pose-transfer test adds, on a second
-line and in the JSON, metrics of the person only (inside the target's ground-truth body mask) for the model and two
-references on the same pairs: the source returned unchanged, and the source warped with the ground-truth flow.
+then over batches. Results are printed as the original's summary line and written as JSON. The pose-transfer test
+adds, on a second line and in the JSON, metrics of the person only (inside the target's ground-truth body mask) for
+the model and two references on the same pairs: the source returned unchanged, and the source warped with the
+ground-truth flow.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
+from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data.data_loader import create_dataset, make_dataloader
@@ -29,9 +31,9 @@ from models.flow_regression_model import FlowRegressionModel
 from models.pose_transfer_model import PoseTransferModel
 from options.base_options import Options
 from util.flow_util import warp_acc_flow
-from util.io import save_json
+from util.io import atomic_target, save_json
 from util.pose_util import get_pose_mask_batch
-from util.visualizer import save_visual_grid
+from util.visualizer import make_visual_grid, save_visual_grid
 
 
 def evaluate(model: BaseModel, loader: DataLoader, max_batches: int = 0, desc: str = 'eval',
@@ -241,3 +243,37 @@ def run_pose_test(opt: Options) -> dict[str, Any]:
     result['json'] = str(json_path)
     print(f'metrics written to {json_path}')
     return result
+
+
+# Columns of the quick-start picture: source, target pose, output, target, predicted flow.
+PICTURE_PANELS = ('img_1', 'joint_2', 'img_out', 'img_tar', 'flow_out')
+
+
+def save_pose_picture(opt: Options, path: Path, n_pairs: int = 4,
+                      panels: tuple[str, ...] = PICTURE_PANELS) -> Path:
+    """A small picture of a pose-transfer model at work (the README's quick-start picture), written to ``path``.
+
+    One row per pair, one column per visual panel of the model (``panels``, names of
+    ``PoseTransferModel.get_current_visuals``). The ``n_pairs`` pairs are evenly spaced over ``opt.data_split`` (so
+    they show different identities) and go through the model as one batch, with the test pass's BatchNorm mode
+    (``opt.bn_mode``; in the default batch mode the generator normalises with the statistics of these pairs, so an
+    output can differ slightly from the same pair's in the test pass). Returns ``path``.
+    """
+    model = PoseTransferModel(opt)
+    dataset = create_dataset(opt, opt.data_split)
+    if not 1 <= n_pairs <= len(dataset):
+        raise ValueError(f'save_pose_picture: n_pairs must be 1..{len(dataset)} (the size of split '
+                         f'{opt.data_split!r}), got {n_pairs}')
+    indices = np.linspace(0, len(dataset) - 1, n_pairs).round().astype(int).tolist()
+    data = next(iter(make_dataloader(Subset(dataset, indices), n_pairs, num_workers=0)))
+    model.set_input(data)
+    model.test(compute_loss=False)
+    visuals = model.get_current_visuals()
+    unknown = [name for name in panels if name not in visuals]
+    if unknown:
+        raise ValueError(f'save_pose_picture: panels {unknown} are not visuals of this model; it has {list(visuals)}')
+    grid = make_visual_grid({name: visuals[name] for name in panels})
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        save_image(grid, tmp)  # the grid is already in [0, 1]
+    return path
