@@ -36,8 +36,8 @@ from training.evaluation import save_pose_picture
 # the flow module (flow_*) and the generator (G_*, pose_lr; full_lr for the pixel-warping network of the full model).
 # 'default' fits ~10 min on 2 cores; see the README for how it was chosen.
 PROFILES = {
-    'default': dict(flow_epochs=4, flow_steps=300, flow_nf=16, flow_max_nf=64, flow_lr=5e-4,
-                    pose_epochs=4, pose_steps=200, G_nf=16, G_max_nf=64, pose_lr=5e-4,
+    'default': dict(flow_epochs=4, flow_steps=300, flow_nf=16, flow_max_nf=64, flow_lr=1e-3,
+                    pose_epochs=4, pose_steps=200, G_nf=16, G_max_nf=64, pose_lr=1e-3,
                     full_epochs=1, full_steps=100, full_lr=2e-4,
                     epoch_add_gan=4, n_vis=16, picture_pairs=4, dataset_args=[]),
     'tiny': dict(flow_epochs=1, flow_steps=2, flow_nf=8, flow_max_nf=16, flow_lr=1e-4,
