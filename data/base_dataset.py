@@ -231,13 +231,17 @@ class BaseDataset(Dataset):
                                 f'{self.image_size[0]}x{self.image_size[1]}; images are never resized, set '
                                 f'--image_size to the size on disk')
 
+    def image_path(self, img_id: str) -> Path:
+        """Where the image of ``img_id`` is: ``<data_root>/<img_dir>/<id>.jpg``."""
+        return self.img_dir / f'{img_id}.jpg'
+
     def read_image(self, img_id: str, contiguous: bool = False) -> np.ndarray:
         """``Img/img/<id>.jpg`` -> ``float32 [H, W, 3]`` RGB in [-1, 1] (OpenCV BGR -> RGB, /255, (x-0.5)/0.5).
 
         By default the array is a view of channel-first memory, so :func:`to_chw` passes it on without a
         copy; ``contiguous=True`` gives a C-contiguous array instead, which OpenCV warps read without a copy.
         """
-        path = self.img_dir / f'{img_id}.jpg'
+        path = self.image_path(img_id)
         img = decode_image_file(path, self._read_bytes(path, 'image'), cv2.IMREAD_COLOR, 'image')
         self._check_size(path, img, 'image')
         if contiguous:
