@@ -20,7 +20,8 @@ from models import create_model
 from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
-from training.logger import TrainLogger
+from training.logger import SilentLogger, TrainLogger
+from util import distributed
 
 
 @dataclass
@@ -69,8 +70,20 @@ class EpochSampler(Sampler[int]):
         return max(self.n - self.start, 0)
 
 
+def _data_parallel(model, opt: Options, ctx: distributed.DistContext):
+    """The DDP routing of the model's training steps and a snapshot writer that only rank 0 runs."""
+    dp = distributed.DataParallelModel(model, ctx, sync_bn=bool(getattr(opt, 'sync_bn', 0)))
+
+    def save_snapshot_main(*args) -> None:
+        if ctx.is_main:
+            save_snapshot(*args)
+    return dp, save_snapshot_main
+
+
 def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
+    # Data parallelism (torchrun): join the process group; only rank 0 writes files (util.distributed).
+    ctx = distributed.setup_distributed(opt)
     seed_everything(opt.seed)
     expr_dir = opt.expr_dir
 
@@ -95,7 +108,9 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
         state = load_snapshot(model, opt, label, steps_per_epoch)
         print(f'resumed from {expr_dir}/{label}: epoch {state.epoch} ({"done" if state.epoch_done else "in progress"}),'
               f' step {state.step}')
-    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=bool(opt.resume_train))
+    dp, save_snapshot_main = _data_parallel(model, opt, ctx)
+    logger = (TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=bool(opt.resume_train))
+              if ctx.is_main else SilentLogger())
     n_epochs = opt.n_epoch + opt.n_epoch_decay
     first_epoch = state.epoch + 1 if state.epoch_done else state.epoch
     last_metrics: dict[str, float] = {}
@@ -106,13 +121,18 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
         model.on_epoch_start(epoch)
         # Augmentations draw from np.random: seed it per epoch (loader workers get seeds derived from the loader's
         # generator) so that an epoch sees the same augmentations whether or not training was resumed before it.
-        np.random.seed((opt.seed * 7919 + epoch) % 2**32)
+        # Under torchrun every process draws from its own seed (rank 0: the single-process seed).
+        epoch_seed = distributed.rank_seed(opt.seed * 7919 + epoch, ctx.rank)
+        np.random.seed(epoch_seed % 2**32)
         start = state.batches_done if (epoch == state.epoch and not state.epoch_done) else 0
         sampler = EpochSampler(len(train_set), opt.seed, epoch, start=start * opt.batch_size)
-        loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, drop_last=True,
-                                 sampler=sampler, seed=opt.seed * 7919 + epoch)
+        if ctx.enabled:  # this process's slice of every global batch
+            sampler = distributed.RankSlice(sampler, opt.batch_size, ctx)
+        loader = make_dataloader(train_set, opt.batch_size // ctx.world_size, num_workers=opt.num_workers,
+                                 drop_last=True, sampler=sampler, seed=epoch_seed)
         state.epoch, state.epoch_done, state.batches_done = epoch, False, start
-        bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}', disable=None)
+        bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}',
+                   disable=None if ctx.is_main else True)
         for data in loader:
             if state.batches_done >= steps_per_epoch:
                 break
@@ -121,31 +141,36 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
             model.train_mode()
             model.set_input(data)
             check = opt.check_grad_freq > 0 and state.step % opt.check_grad_freq == 0
-            model.optimize_parameters(check_grad=check)
+            with dp.step():
+                model.optimize_parameters(check_grad=check)
             bar.update(1)
             if state.step % opt.display_freq == 0:
                 info = {'id': opt.id, 'iter': state.step, 'epoch': epoch, 'lr': f'{model.current_learning_rate():g}'}
                 logger.log(info, model.get_current_errors(), step=state.step, tag='train')
             if opt.save_step_freq > 0 and state.step % opt.save_step_freq == 0:
-                save_snapshot(model, opt, 'latest', state)
+                save_snapshot_main(model, opt, 'latest', state)
         bar.close()
         state.epoch_done = True
 
         # Evaluate metrics and keep the best checkpoint.
         if epoch % opt.test_epoch_freq == 0:
             model.eval_mode()
-            last_metrics = evaluate(model, val_loader, opt.val_batches, desc=f'validate {spec.val_split}')
+            # Rank 0 validates the whole global batch (numbers equal a single-process validation); all ranks
+            # receive the metrics, so the best-checkpoint and plateau decisions agree.
+            if ctx.is_main:
+                last_metrics = evaluate(model, val_loader, opt.val_batches, desc=f'validate {spec.val_split}')
+            last_metrics = distributed.broadcast_object(last_metrics, ctx)
             logger.log({'id': opt.id, 'epoch': epoch, 'split': spec.val_split}, last_metrics, step=state.step,
                        tag='val')
             metric = last_metrics[spec.select_metric]
             if improves(metric, state.best_metric, spec.select_mode):
                 state.best_metric, state.best_epoch = metric, epoch
-                save_snapshot(model, opt, 'best', state)
+                save_snapshot_main(model, opt, 'best', state)
                 logger.message(f'best {spec.select_metric} {metric:.4f} at epoch {epoch}: saved label "best"')
             model.step_plateau(metric)
 
         # Visualise samples from the training and the validation split.
-        if epoch % opt.vis_epoch_freq == 0 and opt.n_vis > 0:
+        if epoch % opt.vis_epoch_freq == 0 and opt.n_vis > 0 and ctx.is_main:
             model.eval_mode()
             # Training samples: a seeded random choice per epoch; validation samples: the first of the split.
             train_vis_loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, shuffle=True,
@@ -157,11 +182,13 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
 
         # Save snapshots.
         if epoch % opt.save_epoch_freq == 0:
-            save_snapshot(model, opt, epoch, state)
-        save_snapshot(model, opt, 'latest', state)
+            save_snapshot_main(model, opt, epoch, state)
+        save_snapshot_main(model, opt, 'latest', state)
 
     if state.best_epoch is not None:
         logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')
     logger.close()
-    return {'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
+    distributed.barrier(ctx)
+    distributed.destroy_process_group()
+    return {'model': model, 'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
             'step': state.step, 'epoch': state.epoch, 'learning_rate': model.current_learning_rate()}
