@@ -16,6 +16,15 @@ batch. The training loop (:mod:`training.loop`) only talks to a model through th
 * ``train_mode()`` / ``eval_mode()``: switch network modes (the pose model keeps the original's no-ops);
 * ``on_epoch_start(epoch)``: per-epoch switches (the pose model's GAN schedule);
 * ``networks_to_save()``: the networks written as ``<label>_net_<name>.pth`` at this point of training.
+
+Each network of ``self.nets`` is also the model attribute of the same name (``self.netG`` ...); the engine relies
+on this to route a training step through data-parallel wrappers (:mod:`util.distributed`) while every other
+pass and the checkpoints use the plain modules.
+
+How the networks run (``--amp``, ``--channels_last``, ``--compile``) is resolved once into
+``self.forward_settings`` (:class:`models.amp.ForwardSettings`); every network call goes through
+``self.forward_settings.run`` and every backward/optimizer step through :meth:`BaseModel.backward` /
+:meth:`BaseModel.step`, which add the float16 gradient scaler when one is needed.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from models.amp import ForwardSettings, amp_dtype, make_grad_scaler
 from util.weights import (cpu_state_dict, load_network, load_state_dict_compat, network_path,
                           optimizer_state_to_cpu)
 
@@ -112,6 +122,14 @@ class BaseModel:
         self.output: dict[str, torch.Tensor] = {}
         self.loss: dict[str, torch.Tensor] = {}
         self.meas: dict[str, float] = {}
+        # Test option sets have no speed options: they run the faithful float32 path.
+        self.forward_settings = ForwardSettings(self.device.type, amp_dtype(getattr(opt, 'amp', 'off'), self.device),
+                                                channels_last=bool(getattr(opt, 'channels_last', 0)),
+                                                compile=bool(getattr(opt, 'compile', 0)))
+        self.grad_scalers: dict[str, torch.amp.GradScaler] = {}  # per optimizer, float16 only
+        # Set by the engine when the trained networks are wrapped in DistributedDataParallel: gradients are then
+        # averaged across processes during backward, so a step must run exactly one backward per optimizer.
+        self.data_parallel = False
 
     # ----------------------------------------------------------------------------------------------------- input
     def set_input(self, data: dict) -> None:
@@ -143,6 +161,29 @@ class BaseModel:
         for group in optim.param_groups:
             group['initial_lr'] = lr
         return optim
+
+    def setup_grad_scalers(self) -> None:
+        """One gradient scaler per optimizer when the networks run in float16 (``--amp fp16``)."""
+        for name in self.optimizers:
+            scaler = make_grad_scaler(self.forward_settings)
+            if scaler is not None:
+                self.grad_scalers[name] = scaler
+
+    def backward(self, loss: torch.Tensor, optim_name: str) -> None:
+        """``loss.backward()``, scaled by ``optim_name``'s gradient scaler under ``--amp fp16``."""
+        scaler = self.grad_scalers.get(optim_name)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def step(self, optim_name: str) -> None:
+        """``optimizer.step()``; under ``--amp fp16`` the scaler unscales (and skips a step with inf/NaN
+        gradients) and updates its scale."""
+        optim = self.optimizers[optim_name]
+        scaler = self.grad_scalers.get(optim_name)
+        if scaler is None:
+            optim.step()
+            return
+        scaler.step(optim)
+        scaler.update()
 
     def setup_plateau(self, mode: str) -> None:
         if self.is_train and self.opt.lr_policy == 'plateau':
@@ -200,7 +241,9 @@ class BaseModel:
             bad = [f'loss_{k} = {float(v):g}' for k, v in zip(names, values.tolist()) if not math.isfinite(v)]
             problem = f'non-finite weighted loss term(s) {", ".join(bad)}'
         else:
-            grads = [p.grad for group in optim.param_groups for p in group['params'] if p.grad is not None]
+            # Under --amp fp16 the gradient scaler itself skips a step with inf/NaN gradients and lowers its scale.
+            grads = [] if optim_name in self.grad_scalers else \
+                [p.grad for group in optim.param_groups for p in group['params'] if p.grad is not None]
             if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
                 terms = ', '.join(f'loss_{k} = {float(v):g}' for k, v in zip(names, values.tolist()))
                 problem = (f'non-finite gradient(s) for {optim_name} although every weighted loss term is finite '
@@ -208,27 +251,42 @@ class BaseModel:
         if problem is not None:
             optim.zero_grad(set_to_none=True)
             raise NonFiniteLossError(problem)
-        optim.step()
+        self.step(optim_name)
 
-    def backward_with_grad_check(self, weighted_losses: dict[str, torch.Tensor], net: nn.Module) -> dict[str, float]:
+    def backward_with_grad_check(self, weighted_losses: dict[str, torch.Tensor], net: nn.Module,
+                                 optim_name: str = 'optim') -> dict[str, float]:
         """Back-propagate weighted losses one by one and record each one's gradient norm.
 
         The norm is the original's ``Σ_params ‖Δgrad_p‖₂`` (sum of per-parameter L2 norms of the increment). The
         accumulated gradient equals that of one combined backward, so optimisation is unaffected.
+
+        Under data parallelism one backward per step is required (it averages the gradients across processes):
+        the per-loss norms are then computed with ``torch.autograd.grad`` (this process's batch slice) and the
+        sum of the losses is back-propagated once. Under ``--amp fp16`` the norms are of the unscaled gradients.
         """
         params = [p for p in net.parameters() if p.requires_grad]
+        scaler = self.grad_scalers.get(optim_name)
+        unscale = 1.0 if scaler is None else 1.0 / float(scaler.get_scale())
         norms = {}
         names = list(weighted_losses)
+        if self.data_parallel:
+            for name in names:
+                loss = weighted_losses[name] if scaler is None else scaler.scale(weighted_losses[name])
+                grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                norms[f'grad_{name}'] = sum(float(g.norm(2)) for g in grads if g is not None) * unscale
+            self.backward(sum(weighted_losses.values()), optim_name)
+            return norms
         for i, name in enumerate(names):
             before = [p.grad.detach().clone() if p.grad is not None else None for p in params]
-            weighted_losses[name].backward(retain_graph=i < len(names) - 1)
+            loss = weighted_losses[name] if scaler is None else scaler.scale(weighted_losses[name])
+            loss.backward(retain_graph=i < len(names) - 1)
             total = 0.0
             for p, b in zip(params, before):
                 if p.grad is None:
                     continue
                 delta = p.grad if b is None else p.grad - b
                 total += float(delta.norm(2))
-            norms[f'grad_{name}'] = total
+            norms[f'grad_{name}'] = total * unscale
         return norms
 
     # -------------------------------------------------------------------------------------------- checkpointing
@@ -238,6 +296,8 @@ class BaseModel:
             'nets': {name: cpu_state_dict(net) for name, net in self.nets.items()},
             'optimizers': {name: optimizer_state_to_cpu(o.state_dict()) for name, o in self.optimizers.items()},
             'plateau': {name: s.state_dict() for name, s in self.plateau.items()},
+            **({'grad_scalers': {name: s.state_dict() for name, s in self.grad_scalers.items()}}
+               if self.grad_scalers else {}),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -252,6 +312,9 @@ class BaseModel:
         for name, sd in state.get('plateau', {}).items():
             if name in self.plateau:
                 self.plateau[name].load_state_dict(sd)
+        for name, sd in state.get('grad_scalers', {}).items():
+            if name in self.grad_scalers:
+                self.grad_scalers[name].load_state_dict(sd)
 
     def load_network_file(self, net: nn.Module, expr_dir: Path, label: str | int, name: str) -> None:
         """Load ``<expr_dir>/<label>_net_<name>.pth`` (original or our format) into ``net`` strictly."""

@@ -88,16 +88,18 @@ class FlowRegressionModel(BaseModel):
             self.optimizers['optim'] = self._make_optimizer(self.netF.parameters(), opt.lr, (opt.beta1, opt.beta2),
                                                             opt.weight_decay)
             self.setup_plateau(mode='min')
+            self.setup_grad_scalers()
         else:
             self.load_network_file(self.netF, self.expr_dir, opt.which_epoch, 'netF')
             self.netF.eval()
+        self.forward_settings.prepare(self.netF)
 
     # --------------------------------------------------------------------------------------------------- forward
     def network_input(self) -> torch.Tensor:
         return torch.cat([self.input[item] for item in self.input_items], dim=1)
 
     def forward(self) -> None:
-        flow, vis, pyramid, feat = self.netF(self.network_input())
+        flow, vis, pyramid, feat = self.forward_settings.run(self.netF, self.network_input())
         flow_out = FLOW_SCALE * flow
         mask_out = (vis.argmax(dim=1, keepdim=True) < 2).float()
         vis_tar = self.input['vis_2']
@@ -131,7 +133,7 @@ class FlowRegressionModel(BaseModel):
         if check_grad:
             self.meas.update(self.backward_with_grad_check(weighted, self.netF))
         else:
-            sum(weighted.values()).backward()
+            self.backward(sum(weighted.values()), 'optim')
         self.step_if_finite('optim', weighted)
 
     def test(self, compute_loss: bool = False) -> None:

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.amp import ForwardSettings, to_float32
 from util.flow_util import DIV_FLOW, warp_acc_flow
 
 
@@ -315,14 +316,17 @@ class VGGLoss(nn.Module):
         weights_path: VGG19 weights file (see :func:`load_vgg19_features`).
         random_init: use seeded random VGG weights instead of ImageNet weights (tests and demos;
             must be asked for explicitly, never a fallback).
+        forward_settings: the model's :class:`models.amp.ForwardSettings`; under ``--amp`` the VGG features are
+            computed in the autocast dtype and returned as float32 (the Gram matrices and losses stay float32).
 
     The VGG parameters are frozen (``requires_grad=False``); gradients reach ``x`` only.
     """
 
     def __init__(self, content_weights: Sequence[float] = (0.125,) * 5, style_weights: Sequence[float] = (1.0,) * 5,
                  shifted_style: bool = True, weights_path: str | Path | None = None,
-                 random_init: bool = False) -> None:
+                 random_init: bool = False, forward_settings: ForwardSettings | None = None) -> None:
         super().__init__()
+        self.forward_settings = forward_settings or ForwardSettings()
         n = len(VGG_SLICES)
         if len(content_weights) != n or len(style_weights) != n:
             raise ValueError(f'VGGLoss: content_weights and style_weights need {n} values (relu1_1..relu5_1), got '
@@ -340,11 +344,12 @@ class VGGLoss(nn.Module):
     def features(self, img: torch.Tensor) -> list[torch.Tensor]:
         """img: ``[N, 3, H, W]`` in ``[-1, 1]`` -> [relu1_1, …, relu5_1] feature maps."""
         h = (0.5 * img + 0.5 - self.mean) / self.std
-        feats = []
-        for block in self.slices:
-            h = block(h)
-            feats.append(h)
-        return feats
+        with self.forward_settings.autocast():  # a no-op context in float32
+            feats = []
+            for block in self.slices:
+                h = block(h)
+                feats.append(h)
+        return to_float32(feats)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, loss_type: str = 'content',
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -91,8 +91,8 @@ class PoseTransferModel(BaseModel):
         if self.is_train:
             need_vgg = opt.loss_weight_content > 0 or opt.loss_weight_style > 0
             self.crit_vgg = VGGLoss(content_weights=opt.vgg_content_weights,
-                                    shifted_style=bool(opt.shifted_style_loss),
-                                    weights_path=opt.vgg_weights).to(self.device) if need_vgg else None
+                                    shifted_style=bool(opt.shifted_style_loss), weights_path=opt.vgg_weights,
+                                    forward_settings=self.forward_settings).to(self.device) if need_vgg else None
             # With pixel warping only netPW learns; netG is frozen (but still runs in training-mode BN).
             trained = self.netPW if opt.G_pix_warp else self.netG
             self.optimizers['optim'] = self._make_optimizer(trained.parameters(), opt.lr, (opt.beta1, opt.beta2),
@@ -102,6 +102,7 @@ class PoseTransferModel(BaseModel):
                 self.optimizers['optim_D'] = self._make_optimizer(self.netD.parameters(), opt.lr_D,
                                                                   (opt.beta1, opt.beta2), opt.weight_decay_D)
             self.setup_plateau(mode='max')
+            self.setup_grad_scalers()
             if opt.pretrained_G_id:
                 g_dir = resolve_experiment_dir(opt.checkpoints_dir, opt.pretrained_G_id, 'PoseTransfer_',
                                                '--pretrained_G_id')
@@ -111,6 +112,12 @@ class PoseTransferModel(BaseModel):
             if self.netPW is not None:
                 self.load_network_file(self.netPW, self.expr_dir, opt.which_epoch, 'netPW')
         self._set_generator_modes()
+        for net in [*self.nets.values(), self.netF]:
+            if net is not None:
+                self.forward_settings.prepare(net)
+        if self.crit_vgg is not None:
+            for vgg_slice in self.crit_vgg.slices:
+                self.forward_settings.prepare(vgg_slice)
 
     # ---------------------------------------------------------------------------------------------- flow net
     def _load_flow_network(self):
@@ -138,6 +145,7 @@ class PoseTransferModel(BaseModel):
 
     def forward(self) -> None:
         inp = self.input
+        run = self.forward_settings.run  # every network call: autocast region (--amp), float32 outputs
         out: dict[str, torch.Tensor] = {}
         self.output = out
         # 1. Flow and visibility (no gradients: the flow network is frozen).
@@ -145,7 +153,7 @@ class PoseTransferModel(BaseModel):
             out['flow_tar'], out['vis_tar'] = inp['flow_2to1'], inp['vis_2']
             out['mask_tar'] = (inp['vis_2'] < 2).float()
             if self.netF is not None:
-                flow, vis_logits, _, _ = self.netF(self.gather(self.flow_items))
+                flow, vis_logits, _, _ = run(self.netF, self.gather(self.flow_items))
                 out['vis_out'] = vis_logits.argmax(dim=1, keepdim=True).float()
                 out['mask_out'] = (out['vis_out'] < 2).float()
                 out['flow_out'] = FLOW_SCALE * flow * out['mask_out']
@@ -161,18 +169,18 @@ class PoseTransferModel(BaseModel):
 
         # 3. Generator.
         if not self.use_dual_generator:
-            out['img_out'] = torch.tanh(self.netG(self.gather(self.appearance_items + self.pose_items)))
+            out['img_out'] = torch.tanh(run(self.netG, self.gather(self.appearance_items + self.pose_items)))
             return
         pose, appearance = self.gather(self.pose_items), self.gather(self.appearance_items)
         flow_in, vis_in = (out['flow_out'], out['vis_out']) if self.warp_features else (None, None)
         if self.netPW is None:
-            out['img_out'] = torch.tanh(self.netG(pose, appearance, flow_in, vis_in))
+            out['img_out'] = torch.tanh(run(self.netG, pose, appearance, flow_in, vis_in))
             return
         # 4. Pixel warping: blend the warped source and the generator's image with a predicted soft mask.
         with torch.no_grad():
-            out['img_out_G'] = torch.tanh(self.netG(pose, appearance, flow_in, vis_in))
+            out['img_out_G'] = torch.tanh(run(self.netG, pose, appearance, flow_in, vis_in))
         # netPW sees vis as 0/1/2 floats and flow in pixels, unnormalised, as in the original.
-        out['pix_mask'] = torch.sigmoid(self.netPW(self.gather(self.pix_warp_items))[0])
+        out['pix_mask'] = torch.sigmoid(run(self.netPW, self.gather(self.pix_warp_items))[0])
         img_out_G = out['img_out_G'].detach() if self.detach_generator_for_pix_warp else out['img_out_G']
         out['img_out'] = out['img_warp'] * out['pix_mask'] + img_out_G * (1 - out['pix_mask'])
 
@@ -201,14 +209,18 @@ class PoseTransferModel(BaseModel):
             self.loss['loss_style'] = self.crit_vgg(out['img_out'], out['img_tar'], loss_type='style')
             weighted['style'] = opt.loss_weight_style * self.loss['loss_style']
         if self.gan_active:
-            self.loss['loss_G'] = self.crit_gan(self.netD(self.gather(self.d_fake_items)), True)
+            # The plain discriminator (``nets``): under torchrun only D's own step goes through its DDP wrapper;
+            # here gradients flow through D to the generator and D's are discarded (zeroed before D's next step).
+            d_fake = self.forward_settings.run(self.nets['netD'], self.gather(self.d_fake_items))
+            self.loss['loss_G'] = self.crit_gan(d_fake, True)
             weighted['G'] = opt.loss_weight_gan * self.loss['loss_G']
         return weighted
 
     def discriminator_loss(self) -> torch.Tensor:
         real = self.gather(self.d_real_items).detach()
         fake = self.gather(self.d_fake_items).detach()
-        return 0.5 * (self.crit_gan(self.netD(real), True) + self.crit_gan(self.netD(fake), False))
+        run = self.forward_settings.run
+        return 0.5 * (self.crit_gan(run(self.netD, real), True) + self.crit_gan(run(self.netD, fake), False))
 
     # ------------------------------------------------------------------------------------------- training
     def on_epoch_start(self, epoch: int) -> None:
@@ -222,7 +234,7 @@ class PoseTransferModel(BaseModel):
             loss_D = self.discriminator_loss()
             # The D gradients are scaled by the GAN weight, as in the original.
             weighted_D = loss_D * self.opt.loss_weight_gan
-            weighted_D.backward()
+            self.backward(weighted_D, 'optim_D')
             self.step_if_finite('optim_D', {'D': weighted_D})
         optim = self.optimizers['optim']
         optim.zero_grad(set_to_none=True)
@@ -232,7 +244,7 @@ class PoseTransferModel(BaseModel):
             self.meas.update(self.backward_with_grad_check(
                 weighted, self.netPW if self.netPW is not None else self.netG))
         else:
-            sum(weighted.values()).backward()
+            self.backward(sum(weighted.values()), 'optim')
         self.step_if_finite('optim', weighted)
         if self.gan_active:
             self.loss['loss_D'] = loss_D.detach()

@@ -51,6 +51,7 @@ from models import base_model
 from models.networks import blocks, init
 from util import pose_util
 from util.device import parse_gpu_ids, resolve_device
+from util.distributed import is_main_process
 from util.io import load_json, save_json
 
 logger = logging.getLogger(__name__)
@@ -401,7 +402,8 @@ class BaseOptions:
         self.check_consistency(opt)
         opt._option_set = type(self)
         opt.freeze()
-        if display:
+        main = is_main_process()  # under torchrun only rank 0 prints and writes the options
+        if display and main:
             print(format_options(opt))
         self.opt = opt
         return opt

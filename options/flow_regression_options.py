@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 
 from models.factory import FLOW_MODELS, FLOW_NETWORK_DEFAULTS
+from models.amp import AMP_MODES
 from models.losses import FLOW_CRITERIA
 from options.base_options import (BINARY, INIT_TYPES, NAN_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions,
                                   Options, add_data_options, add_schedule_options)
@@ -181,3 +182,19 @@ def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
                              'of every split of --fn_split and check the keypoints and correspondences for NaN and '
                              'range (as scripts/check_dataset.py); any error stops the run before anything is '
                              'written, with a report of all problems')
+    add_performance_options(parser)
+
+
+def add_performance_options(parser: argparse.ArgumentParser) -> None:
+    """How the training step runs; the defaults are the faithful float32 path. Multi-GPU training is launched with
+    torchrun (see util/distributed.py), not with an option."""
+    parser.add_argument('--amp', type=str, default='off', choices=list(AMP_MODES),
+                        help='[modern] mixed precision of the network passes: off (float32, faithful), bf16, fp16 '
+                             '(with gradient scaling, CUDA); losses, their reductions and metrics stay float32')
+    parser.add_argument('--channels_last', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: networks in channels-last (NHWC) memory format')
+    parser.add_argument('--compile', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: torch.compile the networks')
+    parser.add_argument('--sync_bn', type=int, default=0, choices=BINARY,
+                        help='[modern] under torchrun on CUDA, 1: BatchNorm statistics over the global batch '
+                             '(SyncBatchNorm); 0: each process normalises its slice, as the original DataParallel')

@@ -101,3 +101,21 @@ class TrainLogger:
         if self.writer is not None:
             self.writer.close()
         self._file.close()
+
+
+class SilentLogger:
+    """The :class:`TrainLogger` interface without any output: the logger of the processes other than rank 0 in a
+    torchrun run (only rank 0 writes the log and TensorBoard events)."""
+
+    def log(self, info: Mapping[str, object], values: Mapping[str, float], *, step: int | None = None,
+            tag: str = 'train', echo: bool = True, progress: Mapping[str, str] | None = None) -> str:
+        return format_line(info, values)
+
+    def message(self, text: str, echo: bool = True) -> None:
+        pass
+
+    def image(self, tag: str, image_path: str | Path, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -22,8 +22,9 @@ from models.base_model import NonFiniteLossError
 from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
-from training.logger import ProgressClock, TrainLogger
+from training.logger import ProgressClock, SilentLogger, TrainLogger
 from training.run_state import RunStart, begin_run
+from util import distributed
 
 
 @dataclass
@@ -87,16 +88,30 @@ def _restore_buffers(model, buffers: dict[str, dict[str, torch.Tensor]]) -> None
                 b.copy_(buffers[name][k])
 
 
+def _data_parallel(model, opt: Options, ctx: distributed.DistContext):
+    """The DDP routing of the model's training steps and a snapshot writer that only rank 0 runs."""
+    dp = distributed.DataParallelModel(model, ctx, sync_bn=bool(getattr(opt, 'sync_bn', 0)))
+
+    def save_snapshot_main(*args) -> None:
+        if ctx.is_main:
+            save_snapshot(*args)
+    return dp, save_snapshot_main
+
+
 def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
-    run = begin_run(opt)  # fresh start or resume, options checked against the checkpoint, records written
+    # Data parallelism (torchrun): join the process group; only rank 0 writes files (util.distributed).
+    ctx = distributed.setup_distributed(opt)
+    # Fresh start or resume, options checked against the checkpoint; rank 0 records the run.
+    run = begin_run(opt, write=ctx.is_main)
     try:
-        return _train(run, spec)
+        distributed.barrier(ctx)  # the other ranks read the folder only after rank 0 swept and recorded it
+        return _train(run, spec, ctx)
     finally:
         run.close()
 
 
-def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
+def _train(run: RunStart, spec: TrainSpec, ctx: distributed.DistContext) -> dict[str, Any]:
     opt = run.opt
     seed_everything(opt.seed)
     expr_dir = opt.expr_dir
@@ -122,7 +137,9 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
         state = load_snapshot(model, opt, label, steps_per_epoch)
         print(f'resumed from {expr_dir}/{label}: epoch {state.epoch} ({"done" if state.epoch_done else "in progress"}),'
               f' step {state.step}')
-    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=run.resume_label is not None)
+    dp, save_snapshot_main = _data_parallel(model, opt, ctx)
+    logger = (TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=run.resume_label is not None)
+              if ctx.is_main else SilentLogger())
     for line in run.log_lines:
         logger.message(line)
     n_epochs = opt.n_epoch + opt.n_epoch_decay
@@ -136,13 +153,18 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
         model.on_epoch_start(epoch)
         # Augmentations draw from np.random: seed it per epoch (loader workers get seeds derived from the loader's
         # generator) so that an epoch sees the same augmentations whether or not training was resumed before it.
-        np.random.seed((opt.seed * 7919 + epoch) % 2**32)
+        # Under torchrun every process draws from its own seed (rank 0: the single-process seed).
+        epoch_seed = distributed.rank_seed(opt.seed * 7919 + epoch, ctx.rank)
+        np.random.seed(epoch_seed % 2**32)
         start = state.batches_done if (epoch == state.epoch and not state.epoch_done) else 0
         sampler = EpochSampler(len(train_set), opt.seed, epoch, start=start * opt.batch_size)
-        loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, drop_last=True,
-                                 sampler=sampler, seed=opt.seed * 7919 + epoch)
+        if ctx.enabled:  # this process's slice of every global batch
+            sampler = distributed.RankSlice(sampler, opt.batch_size, ctx)
+        loader = make_dataloader(train_set, opt.batch_size // ctx.world_size, num_workers=opt.num_workers,
+                                 drop_last=True, sampler=sampler, seed=epoch_seed)
         state.epoch, state.epoch_done, state.batches_done = epoch, False, start
-        bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}', disable=None)
+        bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}',
+                   disable=None if ctx.is_main else True)
         for data in loader:
             if state.batches_done >= steps_per_epoch:
                 break
@@ -153,7 +175,8 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
             check = opt.check_grad_freq > 0 and state.step % opt.check_grad_freq == 0
             buffers = _copy_buffers(model) if opt.nan_policy == 'skip' else None
             try:
-                model.optimize_parameters(check_grad=check)
+                with dp.step():
+                    model.optimize_parameters(check_grad=check)
             except NonFiniteLossError as err:
                 where = f'step {state.step} (epoch {epoch}, iteration {state.batches_done}/{steps_per_epoch})'
                 if opt.nan_policy == 'stop':
@@ -174,7 +197,7 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
                 logger.log(info, model.get_current_errors(), step=state.step, tag='train',
                            progress=clock.fields(state.step) if bar.disable else None)
             if opt.save_step_freq > 0 and state.step % opt.save_step_freq == 0:
-                save_snapshot(model, opt, 'latest', state)
+                save_snapshot_main(model, opt, 'latest', state)
             run.stop_if_requested(model, state)
         bar.close()
         state.epoch_done = True
@@ -182,7 +205,11 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
         # Evaluate metrics and keep the best checkpoint.
         if epoch % opt.test_epoch_freq == 0:
             model.eval_mode()
-            last_metrics = evaluate(model, val_loader, opt.val_batches, desc=f'validate {spec.val_split}')
+            # Rank 0 validates the whole global batch (numbers equal a single-process validation); all ranks
+            # receive the metrics, so the best-checkpoint and plateau decisions agree.
+            if ctx.is_main:
+                last_metrics = evaluate(model, val_loader, opt.val_batches, desc=f'validate {spec.val_split}')
+            last_metrics = distributed.broadcast_object(last_metrics, ctx)
             logger.log({'id': opt.id, 'epoch': epoch, 'split': spec.val_split}, last_metrics, step=state.step,
                        tag='val')
             metric = last_metrics[spec.select_metric]
@@ -190,12 +217,12 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
                 logger.message(f'validation {spec.select_metric} is {metric}: epoch {epoch} cannot become "best"')
             elif improves(metric, state.best_metric, spec.select_mode):
                 state.best_metric, state.best_epoch = metric, epoch
-                save_snapshot(model, opt, 'best', state)
+                save_snapshot_main(model, opt, 'best', state)
                 logger.message(f'best {spec.select_metric} {metric:.4f} at epoch {epoch}: saved label "best"')
             model.step_plateau(metric)
 
         # Visualise samples from the training and the validation split.
-        if epoch % opt.vis_epoch_freq == 0 and opt.n_vis > 0:
+        if epoch % opt.vis_epoch_freq == 0 and opt.n_vis > 0 and ctx.is_main:
             model.eval_mode()
             # Training samples: a seeded random choice per epoch; validation samples: the first of the split.
             train_vis_loader = make_dataloader(train_set, opt.batch_size, num_workers=opt.num_workers, shuffle=True,
@@ -207,12 +234,14 @@ def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
 
         # Save snapshots.
         if epoch % opt.save_epoch_freq == 0:
-            save_snapshot(model, opt, epoch, state)
-        save_snapshot(model, opt, 'latest', state)
+            save_snapshot_main(model, opt, epoch, state)
+        save_snapshot_main(model, opt, 'latest', state)
         run.stop_if_requested(model, state, saved=True)
 
     if state.best_epoch is not None:
         logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')
     logger.close()
-    return {'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
+    distributed.barrier(ctx)
+    distributed.destroy_process_group()
+    return {'model': model, 'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
             'step': state.step, 'epoch': state.epoch, 'learning_rate': model.current_learning_rate()}

@@ -91,11 +91,13 @@ class RunStart:
     description: ``start`` or ``resume from <label> (epoch e, step s)``; with the command line it is the run's
         line in ``order_line.txt`` and ``train_log.txt``.
     notes: lines for the training log (sweep results, changed options), printed when the log starts.
+    writes: this process owns the experiment folder (single process, or rank 0 of a torchrun run).
     """
     opt: Options
     resume_label: str | None
     description: str
     notes: list[str] = field(default_factory=list)
+    writes: bool = True
     stop_signal: int | None = None
     _lock: ExperimentLock | None = None
     _previous_handlers: dict[int, Any] = field(default_factory=dict)
@@ -125,7 +127,7 @@ class RunStart:
         print the resume command and exit with ``128 + signal number``."""
         if self.stop_signal is None:
             return
-        if not saved:
+        if not saved and self.writes:
             save_snapshot(model, self.opt, 'latest', state)
         name = signal.Signals(self.stop_signal).name
         where = 'done' if state.epoch_done else f'{state.batches_done} iterations done'
@@ -270,7 +272,7 @@ def begin_run(opt: Options, write: bool = True) -> RunStart:
         if has_checkpoints(expr_dir) and not opt.overwrite:
             raise FileExistsError(_existing_run_message(expr_dir))
         description = 'start'
-    run = RunStart(opt=opt, resume_label=label, description=description, notes=notes)
+    run = RunStart(opt=opt, resume_label=label, description=description, notes=notes, writes=write)
     if write:
         run._lock = ExperimentLock(expr_dir)
         try:
