@@ -5,7 +5,9 @@
 Needs the demo flow module ``FlowReg_demo`` (``python scripts/demo.py`` trains it). Every generator gets the
 same number of iterations (``epochs × steps``, batch 8); the full model (5) fine-tunes the pixel-warping network
 for ``full_steps`` more iterations on the frozen generator of (4), as in the paper. Test: the whole demo test split,
-original test-time semantics (batch-statistics BatchNorm, batch 8), masked SSIM with the corrected mask orientation.
+original test-time semantics (batch-statistics BatchNorm, batch 8), masked SSIM with the corrected mask orientation;
+each model's results go to ``<checkpoints_dir>/PoseTransfer_<prefix>_<k>/test_test_best/`` (replaced on every run,
+since the models were just retrained).
 """
 import sys
 from pathlib import Path
@@ -52,7 +54,7 @@ def main(argv=None):
         times[key] = time.time() - t0
         res = test_pose_transfer.main(['--id', exp, '--which_epoch', 'best', '--gpu_ids', '-1', '--checkpoints_dir',
                                        args.checkpoints_dir, '--num_workers', '2', '--masked',
-                                       '--pose_mask_transposed', '0', '--n_vis', '16'])
+                                       '--pose_mask_transposed', '0', '--n_vis', '16', '--overwrite'])
         rows.append((key, name, res['metrics'], res['baselines']))
     print('\n| model | SSIM | masked SSIM | PSNR | train time (s) |\n|---|---|---|---|---|')
     for key, name, m, _ in rows:

@@ -185,18 +185,36 @@ def save_options(opt: argparse.Namespace, path: str | Path) -> None:
     save_json(data, path, indent=0)
 
 
-def load_options_file(path: str | Path) -> dict[str, Any]:
+def _close_names(name: str, candidates: list[str], id_prefix: str = '') -> list[str]:
+    """The up to five ``candidates`` most similar to ``name`` (``difflib``, ratio >= 0.6), compared without the
+    ``id_prefix`` they share."""
+    def bare(n: str) -> str:
+        return n[len(id_prefix):] if id_prefix and n.startswith(id_prefix) else n
+    by_bare: dict[str, list[str]] = {}
+    for c in candidates:
+        by_bare.setdefault(bare(c), []).append(c)
+    close = difflib.get_close_matches(bare(name), list(by_bare), n=5, cutoff=0.6)
+    return [c for b in close for c in by_bare[b]][:5]
+
+
+def load_options_file(path: str | Path, id_prefix: str = '') -> dict[str, Any]:
     """Read an options JSON file (e.g. ``train_opt.json``) into a dict.
 
-    Raises ``FileNotFoundError`` naming the path and the experiment folders that do exist.
+    Raises ``FileNotFoundError`` naming the path, the experiment folders whose names are close to the requested
+    one (``difflib``; names are compared without ``id_prefix``, e.g. ``PoseTransfer_``, which all ids of a stage
+    share) and the experiment folders that do exist.
     """
     path = Path(path)
     if not path.is_file():
         exp_dir = path.parent
         ckpt_dir = exp_dir.parent
-        known = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir())[:20] if ckpt_dir.is_dir() else []
+        folders = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir()) if ckpt_dir.is_dir() else []
+        close = _close_names(exp_dir.name, [f for f in folders if f != exp_dir.name], id_prefix)
+        known = folders[:20]
         known_txt = f'; experiment folders in {ckpt_dir}: {", ".join(known)}' if known else (
             f'; {ckpt_dir} has no experiment folders' if ckpt_dir.is_dir() else f'; {ckpt_dir} does not exist')
+        if close:
+            known_txt = f'; did you mean {", ".join(close)}?' + known_txt
         raise FileNotFoundError(
             f'options file {path} not found: check the experiment id ({exp_dir.name!r}, --id) and '
             f'--checkpoints_dir ({str(ckpt_dir)!r}){known_txt}')
@@ -242,6 +260,20 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
                         help='[modern] 1: an unreadable correspondence file becomes zero flow / '
                              'visibility 2 and is counted and reported (the original did this '
                              'silently); 0: raise naming the file')
+
+
+# Options of where a test run writes; they never come from a saved train_opt.json.
+TEST_OUTPUT_KEYS = ('results_dir', 'overwrite')
+
+
+def add_test_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--results_dir`` and ``--overwrite`` of both test sets (results go to ``<base>/test_<split>_<epoch>/``)."""
+    parser.add_argument('--results_dir', type=str, default=None,
+                        help='[modern] folder that receives the results folder test_<split>_<epoch>/ (default: the '
+                             'experiment folder <checkpoints_dir>/<id>/); lets a read-only model folder be tested')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='[modern] replace an existing results folder test_<split>_<epoch>/ (without it, '
+                             'testing the same checkpoint on the same split again is refused)')
 
 
 
@@ -421,7 +453,8 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     value wins. Preserved keys (kept from the test command line) are the option set's
     ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis, debug``, flow the
     same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
-    seed, allow_corr_fallback`` (and pose ``bn_mode, pose_mask_transposed``).
+    seed, allow_corr_fallback`` (and pose ``bn_mode, pose_mask_transposed``), and for both test sets where the test
+    writes (``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``).
     Keys only in the file (train-only options, removed options) are ignored and logged once at
     debug level. Values are checked against the option's type and choices. Architecture keys
     (``ARCH_KEYS``) missing from the file keep the current default with a ``UserWarning`` naming
@@ -439,7 +472,7 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     if train_opt_path is None:
         train_opt_path = Path(test_opt.checkpoints_dir) / test_opt.id / 'train_opt.json'
     path = Path(train_opt_path)
-    saved = load_options_file(path)
+    saved = load_options_file(path, option_set.id_prefix)
 
     opt = copy.deepcopy(test_opt) if isinstance(test_opt, Options) else Options(**vars(test_opt))
     opt._option_set = option_set

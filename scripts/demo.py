@@ -6,7 +6,9 @@ runs on DeepFashion (only ``--dataset_name demo`` and small epoch counts).
 
 Steps: generate ``datasets/demo`` if missing; train the flow regression module (``FlowReg_demo``); train the
 pose-transfer model without pixel warping (``PoseTransfer_demo_4``); fine-tune the full model's pixel-warping
-network on top of it (``PoseTransfer_demo_5``); test it. Every step prints the command line it runs.
+network on top of it (``PoseTransfer_demo_5``); test it (results in
+``<checkpoints_dir>/PoseTransfer_demo_5/test_test_best/``, replaced on every run). Every step prints the command line
+it runs.
 """
 import _path  # noqa: F401
 
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = run('test the full model on the demo test split', test_pose_transfer, [
         '--id', 'demo_5', '--which_epoch', 'best', '--gpu_ids', args.gpu_ids, '--checkpoints_dir',
         args.checkpoints_dir, '--num_workers', args.num_workers, '--save_output', '--masked',
+        # the model was just trained: results of an earlier demo run (test_test_best/) are replaced, not kept
+        '--overwrite',
         # the demo's masked SSIM uses the corrected mask orientation (the default reproduces the original's quirk)
         '--pose_mask_transposed', '0', '--n_vis', str(prof['n_vis'])])
 
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"full model:           SSIM {m['SSIM']:.4f}  masked SSIM {m['mask_SSIM']:.4f}  PSNR {m['PSNR']:.2f}")
     print(f"copy-source baseline: SSIM {b['copy_source_SSIM']:.4f}  masked SSIM {b['copy_source_mask_SSIM']:.4f}  "
           f"PSNR {b['copy_source_PSNR']:.2f}")
-    print(f"metrics JSON: {result['json']}\nvisual grid:  {result['visual_grid']}\noutputs:      {result['output_dir']}")
+    print(f"results:      {result['results_dir']}\nmetrics JSON: {result['json']}\n"
+          f"visual grid:  {result['visual_grid']}\nimages:       {result['output_dir']}")
     return result
 
 

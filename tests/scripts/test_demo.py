@@ -47,6 +47,9 @@ def test_demo_runs_the_whole_pipeline_without_vgg(tmp_path, empty_hub, capsys):
     saved = json.loads(open(result['json']).read())
     assert 'copy_source_SSIM' in saved['baselines'] and 'SSIM' in saved['metrics']
     assert f"metrics JSON: {result['json']}" in out
+    results = tmp_path / 'ckpt' / 'PoseTransfer_demo_5' / 'test_test_best'
+    assert result['results_dir'] == str(results) and f'results:      {results}' in out
+    assert result['json'] == str(results / 'metrics.json') and any((results / 'images').glob('*.jpg'))
 
 
 @pytest.mark.parametrize('where', ['--vgg_weights', 'hub cache'])
@@ -62,7 +65,7 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
     calls = []
     fake_result = {'metrics': {'SSIM': 0.5, 'mask_SSIM': 0.5, 'PSNR': 10.0},
                    'baselines': {'copy_source_SSIM': 0.4, 'copy_source_mask_SSIM': 0.4, 'copy_source_PSNR': 9.0},
-                   'json': 'm.json', 'visual_grid': 'g.jpg', 'output_dir': 'out'}
+                   'results_dir': 'r', 'json': 'r/metrics.json', 'visual_grid': 'r/vis.jpg', 'output_dir': 'r/images'}
 
     def record(step, module, argv):
         calls.append((module.__name__, argv))
@@ -74,6 +77,9 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
     assert 'VGG19 ImageNet weights found: the perceptual (content) loss is on' in capsys.readouterr().out
     pose_runs = [argv for name, argv in calls if name == 'train_pose_transfer_model']
     assert len(pose_runs) == 2
+    test_runs = [argv for name, argv in calls if name == 'test_pose_transfer']
+    # the demo retrains its models, so its test replaces the results of an earlier demo run
+    assert len(test_runs) == 1 and '--overwrite' in test_runs[0]
     for argv in pose_runs:
         assert '--loss_weight_content' not in argv  # the option's default (1) applies
         if extra:
