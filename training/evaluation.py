@@ -259,6 +259,8 @@ def run_pose_test(opt: Options) -> dict[str, Any]:
     results = ResultsFolder.for_test(opt, opt.data_split)
     with results:
         result = _pose_test(opt, results)
+    if 'json' in result:
+        print(f"metrics written to {result['json']}")
     print(f'results written to {results.final}')
     return result
 

@@ -120,7 +120,7 @@ def test_test_script_outputs(demo_root, trained_no_pix_warp, capsys):
                      r'mask_SSIM: \d\.\d{4}  sec_per_image: \d+\.\d{4}', out), out
     exp = ckpt_dir / 'PoseTransfer_tiny4'
     results = exp / 'test_test_best'
-    assert f'results written to {results}' in out
+    assert f'results written to {results}' in out and f"metrics written to {results / 'metrics.json'}" in out
     split = json.loads((demo_root / 'Label' / 'pair_split.json').read_text())['test']
     names = sorted(p.name for p in (results / 'images').iterdir())
     assert names == sorted(f'{a}_{b}.jpg' for a, b in split)
