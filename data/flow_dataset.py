@@ -63,7 +63,7 @@ class FlowDataset(BaseDataset):
         seg_1, seg_2 = self.read_seg(id_1), self.read_seg(id_2)
         corr, vis = self.read_corr(id_1, id_2)
         vis = smooth_visibility(vis, self.opt.vis_smooth_rate)
-        flow = corr_to_flow(corr, vis)
+        flow = corr_to_flow(corr, vis, channels_first=True).transpose(1, 2, 0)  # to_chw needs no copy
         if self.augment:
             dx, dy = _random_shift(self.opt.aug_shiftx_range), _random_shift(self.opt.aug_shifty_range)
             img_2, seg_2, joint_c_2, flow, vis = shift_augment(img_2, seg_2, joint_c_2, flow, vis, dx, dy)

@@ -98,7 +98,7 @@ class PoseTransferDataset(BaseDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         opt = self.opt
         id_1, id_2 = self.pairs[index]
-        img_1, img_2 = self.read_image(id_1), self.read_image(id_2)
+        img_1, img_2 = self.read_image(id_1), self.read_image(id_2, contiguous=self.augment)
         joint_c_1, joint_c_2 = self.read_joints(id_1), self.read_joints(id_2)
         seg_1, seg_2 = self.read_seg(id_1), self.read_seg(id_2)
         corr, vis = self.read_corr(id_1, id_2)
@@ -109,9 +109,9 @@ class PoseTransferDataset(BaseDataset):
             sc = float(opt.aug_scale_range) ** np.random.uniform(-1, 1)
             matrix = affine_matrix(sc, dx, dy, (h, w), opt.aug_affine_hw_order)
             img_2, seg_2, joint_c_2, corr, vis = affine_augment(img_2, seg_2, joint_c_2, corr, vis, matrix)
-        flow = corr_to_flow(corr, vis)
-        flow[..., 0] = np.clip(flow[..., 0], -w, w)
-        flow[..., 1] = np.clip(flow[..., 1], -h, h)
+        flow = corr_to_flow(corr, vis, channels_first=True).transpose(1, 2, 0)  # to_chw needs no copy
+        np.clip(flow[..., 0], -w, w, out=flow[..., 0])
+        np.clip(flow[..., 1], -h, h, out=flow[..., 1])
         if self.augment and opt.aug_color_jit:
             img_1, img_2 = hue_jitter(img_1, img_2, np.random.uniform(-HUE_JITTER, HUE_JITTER))
         return self.make_item(id_1, id_2, img_1, img_2, joint_c_1, joint_c_2, seg_1, seg_2, flow, vis, (w, h))

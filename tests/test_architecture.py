@@ -63,6 +63,18 @@ TYPE_CHECKING_IMPORTS: dict[tuple[str, str], str] = {
 
 # (importer, function, imported) -> reason. The only function-local imports of project modules.
 FUNCTION_LOCAL_IMPORTS: dict[tuple[str, str, str], str] = {
+    ('benchmarks.bench_data', 'worker_main', 'data'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'worker_main', 'data.data_loader'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'generate', 'data.synthetic'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'main', 'util.io'):
+        'this file is also the worker that times another git revision\'s dataset code; a module-level import '
+        'would load this checkout\'s packages into that worker',
     ('data', '__getattr__', 'data.data_loader'):
         'lazy re-export of create_dataset/make_dataloader: `import data.synthetic` (the generator CLI) must not '
         'import torch',

@@ -7,6 +7,7 @@ in image 1; visibility 0 = visible in both, 1 = human but hidden in image 1, 2 =
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
-        # bytearray -> the returned arrays are writable views, no extra copy.
-        data = bytearray(path.read_bytes())
+        # Read straight into a bytearray: the returned arrays are writable views of it, no extra copy.
+        with open(path, 'rb') as f:
+            data = bytearray(os.fstat(f.fileno()).st_size)
+            del data[f.readinto(data):]  # a file shrunk meanwhile; the size check below reports it
     except FileNotFoundError as e:
         raise CorrFileError(f'{path}: .corr file not found') from e
     except OSError as e:
@@ -75,9 +78,8 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     n = height * width
     corr = np.frombuffer(data, dtype=_CORR_DTYPE, count=2 * n, offset=8).reshape(height, width, 2)
     vis = np.frombuffer(data, dtype=_VIS_DTYPE, count=n, offset=8 + 8 * n).reshape(height, width, 1)
-    bad = np.unique(vis[vis > 2])
-    if bad.size:
-        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {bad.tolist()}')
+    if vis.max() > 2:  # cheaper than masking every pixel; the masked values only for the message
+        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {np.unique(vis[vis > 2]).tolist()}')
     return corr.astype(np.float32, copy=False), vis
 
 
@@ -109,30 +111,35 @@ def write_corr(path: PathLike, corr: np.ndarray, vis: np.ndarray) -> Path:
     return atomic_write(path, lambda f: f.write(payload))
 
 
-def corr_to_flow(corr: np.ndarray, vis: np.ndarray | None = None) -> np.ndarray:
+def corr_to_flow(corr: np.ndarray, vis: np.ndarray | None = None, channels_first: bool = False) -> np.ndarray:
     """Correspondence -> flow in the target frame: target pixel ``(x, y)`` reads the source at ``(x, y) + flow``.
 
     Args:
         corr: ``[H, W, 2]`` (u, v) source coordinates of each target pixel.
         vis: optional ``[H, W]`` or ``[H, W, 1]`` labels (0/1/2); where ``vis == 2`` (background)
             the flow is set to 0. Pass the *smoothed* visibility, as the datasets do.
+        channels_first: return ``[2, H, W]`` instead of ``[H, W, 2]`` (same values; what the datasets use).
 
     Returns:
-        ``np.float32 [H, W, 2]``: ``(u - x, v - y)``, optionally times ``[vis < 2]``.
+        C-contiguous ``np.float32 [H, W, 2]`` (or ``[2, H, W]``): ``(u - x, v - y)``, optionally times ``[vis < 2]``.
     """
     corr = np.asarray(corr, dtype=np.float32)
     if corr.ndim != 3 or corr.shape[2] != 2:
         raise ValueError(f'corr_to_flow: corr must be [H, W, 2], got shape {corr.shape}')
     height, width = corr.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)),
-                    axis=2)
-    flow = corr - grid
+    if channels_first:
+        flow = np.subtract(corr.transpose(2, 0, 1), _pixel_grid(height, width).transpose(2, 0, 1),
+                           out=np.empty((2, height, width), dtype=np.float32))
+        flow_hwc = flow.transpose(1, 2, 0)
+    else:
+        flow = flow_hwc = corr - _pixel_grid(height, width)
     if vis is not None:
         vis = np.asarray(vis)
         if vis.shape not in ((height, width), (height, width, 1)):
             raise ValueError(f'corr_to_flow: vis must be [{height}, {width}] or [{height}, {width}, 1], '
                              f'got shape {vis.shape}')
-        flow = flow * (vis.reshape(height, width, 1) < 2).astype(np.float32)
+        # In place, and a multiplication rather than a select: x * 0 keeps the sign of zero and NaN as before.
+        flow_hwc *= vis.reshape(height, width, 1) < 2
     return flow
 
 
@@ -171,6 +178,14 @@ def warp_acc_flow(x: torch.Tensor, flow: torch.Tensor, mode: str = 'bilinear',
     if mask is not None:
         out = torch.where(mask > 0.5, out, torch.full_like(out, mask_value))
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """Read-only ``float32 [H, W, 2]`` of each pixel's ``(x, y)``; cached, every item of a dataset has one size."""
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=2)
+    grid.flags.writeable = False
+    return grid
 
 
 def flow_to_rgb(flow: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ Keypoints are ``(x, y)`` pixel coordinates (x = column, y = row); a missing join
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -35,6 +37,10 @@ JOINT_COLORS = (
     (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
 )
 HEATMAP_MODES = ('binary', 'gaussian')
+# Gaussian heatmaps are computed in float64 and rounded to float32: once d^2 / r^2 >= 104, exp(-d^2 / r^2) is below
+# half the smallest float32 subnormal (exp(-104) ~ 6.8e-46 < 2**-150 ~ 7.0e-46) and rounds to exactly 0. So pixels
+# more than this many radii from the joint along x or y are 0 (10.25^2 = 105 > 104 leaves room for rounding).
+_GAUSSIAN_REACH = 10.25
 # The original's closing step: dilation then erosion with a 5x5 square.
 _CLOSING_FOOTPRINT = np.ones((5, 5), dtype=bool)
 
@@ -51,32 +57,80 @@ def _as_keypoints(kps, name: str = 'kps') -> np.ndarray:
     return kps
 
 
-def kp_to_map(img_sz: tuple[int, int], kps, mode: str = 'binary', radius: float = 4) -> np.ndarray:
+def kp_to_map(img_sz: tuple[int, int], kps, mode: str = 'binary', radius: float = 4,
+              channels_first: bool = False) -> np.ndarray:
     """Keypoint heatmaps, one channel per joint (the datasets' ``joint_1`` / ``joint_2``).
 
     Args:
         img_sz: ``(W, H)`` (note the order).
         kps: array-like ``[K, 2]`` of ``(x, y)``; a joint with ``x == -1`` or ``y == -1`` is missing.
-        mode: ``'binary'``: ``[d^2 <= r^2]``; ``'gaussian'``: ``exp(-d^2 / r^2)``.
+        mode: ``'binary'``: ``[d^2 <= r^2]``; ``'gaussian'``: ``exp(-d^2 / r^2)``, computed in float64.
         radius: ``r`` in pixels.
+        channels_first: return ``[K, H, W]`` instead of ``[H, W, K]`` (same values; what the datasets use).
 
     Returns:
-        ``np.float32 [H, W, K]``, zeros in the channel of a missing joint.
+        C-contiguous ``np.float32 [H, W, K]`` (or ``[K, H, W]``), zeros in the channel of a missing joint.
     """
     if mode not in HEATMAP_MODES:
         raise ValueError(f'kp_to_map: unknown mode {mode!r}, valid modes are {HEATMAP_MODES}')
     width, height = (int(v) for v in img_sz)
     kps = _as_keypoints(kps).astype(np.float64)
-    xs = np.arange(width, dtype=np.float64).reshape(1, width, 1)
-    ys = np.arange(height, dtype=np.float64).reshape(height, 1, 1)
-    dist2 = (xs - kps[:, 0]) ** 2 + (ys - kps[:, 1]) ** 2  # [H, W, K]
-    if mode == 'binary':
-        maps = (dist2 <= radius ** 2).astype(np.float32)
+    n_joints = kps.shape[0]
+    if channels_first:
+        maps = np.zeros((n_joints, height, width), dtype=np.float32)
+        maps_khw = maps
     else:
-        maps = np.exp(-dist2 / radius ** 2).astype(np.float32)
-    missing = (kps[:, 0] == -1) | (kps[:, 1] == -1)
-    maps[:, :, missing] = 0
+        maps = np.zeros((height, width, n_joints), dtype=np.float32)
+        maps_khw = maps.transpose(2, 0, 1)
+    present = (kps != -1).all(axis=1)
+    if math.isfinite(radius) and radius > 0 and np.isfinite(kps[present]).all():
+        _draw_heatmaps_windowed(maps_khw, kps, present, mode, radius)
+    else:  # NaN/inf keypoints or a degenerate radius: every pixel, exactly as the formula gives it
+        _draw_heatmaps_dense(maps_khw, kps, present, mode, radius)
     return maps
+
+
+def _heatmap_values(dist2: np.ndarray, mode: str, radius: float) -> np.ndarray:
+    """The heatmap formula on float64 squared distances; both drawing paths use it, so they agree bit for bit."""
+    if mode == 'binary':
+        return dist2 <= radius ** 2
+    return np.exp(-dist2 / radius ** 2).astype(np.float32)
+
+
+def _draw_heatmaps_dense(maps_khw: np.ndarray, kps: np.ndarray, present: np.ndarray, mode: str,
+                         radius: float) -> None:
+    """Fill the channels of the present joints over the whole image (``maps_khw``: zeros ``[K, H, W]``)."""
+    _, height, width = maps_khw.shape
+    xs = np.arange(width, dtype=np.float64)
+    ys = np.arange(height, dtype=np.float64)[:, None]
+    for k in np.flatnonzero(present):
+        maps_khw[k] = _heatmap_values((xs - kps[k, 0]) ** 2 + (ys - kps[k, 1]) ** 2, mode, radius)
+
+
+def _draw_heatmaps_windowed(maps_khw: np.ndarray, kps: np.ndarray, present: np.ndarray, mode: str,
+                            radius: float) -> None:
+    """Fill the channels of the present joints in a square window around each (finite keypoints, ``radius > 0``).
+
+    All windows have the same size, clipped to the image and shifted to lie inside it, so one array op computes
+    them all; every written pixel gets its exact formula value, and every pixel outside a window is 0 by the
+    formula. Each window spans one pixel more than the reach on each side, a margin for the rounding of ``d^2``.
+    """
+    _, height, width = maps_khw.shape
+    index = np.flatnonzero(present)
+    reach = radius if mode == 'binary' else _GAUSSIAN_REACH * radius
+    side = 2 * math.ceil(reach) + 3
+    side_x, side_y = min(width, side), min(height, side)
+    if index.size == 0 or side_x == 0 or side_y == 0:
+        return
+    pts = kps[index]
+    # Window origins (x0, y0): a pixel of margin before the reach, moved inside the image; integral float64.
+    origin = np.minimum(np.maximum(np.floor(pts - reach) - 1, 0), [width - side_x, height - side_y])
+    xs = origin[:, :1] + np.arange(side_x, dtype=np.float64)  # [n, side_x] pixel columns of each window
+    ys = origin[:, 1:] + np.arange(side_y, dtype=np.float64)
+    dist2 = ((xs - pts[:, :1]) ** 2)[:, None, :] + ((ys - pts[:, 1:]) ** 2)[:, :, None]  # [n, side_y, side_x]
+    values = _heatmap_values(dist2, mode, radius)
+    for window, k, (x, y) in zip(values, index.tolist(), origin.astype(np.intp).tolist()):
+        maps_khw[k, y:y + side_y, x:x + side_x] = window
 
 
 def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True) -> np.ndarray:

@@ -140,6 +140,38 @@ def test_corr_to_flow():
         corr_to_flow(corr, vis[:2])
 
 
+def _reference_flow(corr, vis):
+    """(u - x, v - y) per pixel in float32, times [vis < 2] (so -x * 0 stays -0.0 and NaN stays NaN)."""
+    height, width = corr.shape[:2]
+    flow = np.empty((height, width, 2), np.float32)
+    flow[:, :, 0] = corr[:, :, 0] - np.arange(width, dtype=np.float32)
+    flow[:, :, 1] = corr[:, :, 1] - np.arange(height, dtype=np.float32)[:, None]
+    if vis is not None:
+        flow *= (vis.reshape(height, width, 1) < 2).astype(np.float32)
+    return flow
+
+
+def test_corr_to_flow_bit_identical_to_reference():
+    rng = np.random.default_rng(2)
+    for height, width in ((128, 64), (7, 11)):
+        corr = rng.uniform(-20, 300, (height, width, 2)).astype(np.float32)
+        corr[0, 3] = [np.nan, -np.inf]
+        corr[2, 1] = [-4.0, 1.0]  # negative flow on a background pixel: -0.0 after masking
+        vis = rng.integers(0, 3, (height, width, 1)).astype(np.uint8)
+        vis[2, 1] = 2
+        with np.errstate(invalid='ignore'):
+            for v in (None, vis, vis[:, :, 0]):
+                ref = _reference_flow(corr, v)
+                hwc = corr_to_flow(corr, v)
+                chw = corr_to_flow(corr, v, channels_first=True)
+                assert hwc.dtype == chw.dtype == np.float32 and hwc.flags.c_contiguous and chw.flags.c_contiguous
+                assert hwc.tobytes() == ref.tobytes()
+                assert chw.tobytes() == np.ascontiguousarray(ref.transpose(2, 0, 1)).tobytes()
+        masked = corr_to_flow(corr, vis, channels_first=True)
+        assert masked[0, 2, 1] == 0 and np.signbit(masked[0, 2, 1])
+        assert corr_to_flow(corr, vis).flags.writeable  # the cached pixel grid is not handed out
+
+
 def _hsv_reference(hue_deg, value=1.0):
     return np.array(colorsys.hsv_to_rgb(hue_deg / 360.0, 1.0, value)) * 255
 

@@ -69,6 +69,67 @@ def test_kp_to_map_matches_naive_loop():
         assert np.allclose(maps[::7, ::5], ref[::7, ::5], atol=1e-7)
 
 
+def _reference_heatmaps(width, height, kps, mode, radius):
+    """The heatmap definition, one joint at a time over every pixel: float64 ``d^2``, then float32."""
+    kps = np.asarray(kps, dtype=np.float64)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    maps = np.zeros((height, width, len(kps)), np.float32)
+    for k, (x, y) in enumerate(kps):
+        if x == -1 or y == -1:
+            continue
+        d2 = (cols - x) ** 2 + (rows - y) ** 2
+        maps[:, :, k] = d2 <= radius ** 2 if mode == 'binary' else np.exp(-d2 / radius ** 2)
+    return maps
+
+
+def _random_keypoints(rng, width, height, n=18):
+    """Fractional, integer and half-pixel joints inside, near and beyond the borders; missing ones."""
+    kps = rng.uniform(-0.3, 1.3, (n, 2)) * [width, height]
+    kps[: n // 3] = np.round(kps[: n // 3] * 2) / 2
+    kps[n // 3] = [-1, -1]
+    kps[n // 3 + 1, 0] = -1                          # missing by x alone
+    kps[n // 3 + 2, 1] = -1                          # missing by y alone
+    kps[n // 3 + 3] = [width + 1e6, -1e6]             # far outside
+    kps[n // 3 + 4] = [-0.5, height - 0.5]            # just outside a corner, disc reaches in
+    kps[n // 3 + 5] = [width - 1, 0]                  # on the last column, first row
+    return kps
+
+
+@pytest.mark.parametrize('mode', ['binary', 'gaussian'])
+def test_kp_to_map_bit_identical_to_reference(mode):
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        width, height = [(W, H), (23, 37), (256, 256), (5, 3)][trial % 4]
+        radius = [1, 2.5, 4, 8, 0.5][trial % 5]
+        kps = _random_keypoints(rng, width, height)
+        for dtype in (np.float32, np.float64):
+            k = kps.astype(dtype)
+            ref = _reference_heatmaps(width, height, k, mode, radius)
+            hwk = kp_to_map((width, height), k, mode=mode, radius=radius)
+            khw = kp_to_map((width, height), k, mode=mode, radius=radius, channels_first=True)
+            assert hwk.dtype == khw.dtype == np.float32 and hwk.flags.c_contiguous and khw.flags.c_contiguous
+            assert hwk.shape == ref.shape and hwk.tobytes() == ref.tobytes(), (trial, width, height, radius)
+            assert khw.tobytes() == np.ascontiguousarray(ref.transpose(2, 0, 1)).tobytes()
+
+
+def test_kp_to_map_gaussian_tail_rounds_to_zero():
+    # Gaussian values are only computed within 10.25 radii of a joint: beyond d^2 / r^2 = 104 the float32 value is 0.
+    assert np.float32(np.exp(-103.0)) > 0
+    assert np.float32(np.exp(-104.0)) == 0
+    maps = kp_to_map((256, 4), [[0, 1]], mode='gaussian', radius=1)
+    np.testing.assert_array_equal(maps, _reference_heatmaps(256, 4, [[0, 1]], 'gaussian', 1))
+    assert maps[1, 10, 0] > 0 and maps[1, 11, 0] == 0  # exp(-100), exp(-121)
+
+
+@pytest.mark.parametrize('mode', ['binary', 'gaussian'])
+def test_kp_to_map_degenerate_inputs_follow_the_formula(mode):
+    kps = [[np.nan, 3], [np.inf, 2], [2, -np.inf], [2, 3], [-1, -1]]
+    with np.errstate(all='ignore'):
+        for radius in (4, 0):
+            ref = _reference_heatmaps(9, 7, kps, mode, radius)
+            assert kp_to_map((9, 7), kps, mode=mode, radius=radius).tobytes() == ref.tobytes()
+
+
 def test_kp_to_map_bad_mode():
     with pytest.raises(ValueError, match="'binary', 'gaussian'"):
         kp_to_map((4, 4), [[1, 1]], mode='gauss')

@@ -26,6 +26,28 @@ def test_seg_label_to_map_rejects_bad_labels():
         seg_label_to_map(np.zeros((2, 2, 3)))
 
 
+def _reference_one_hot(label, nc):
+    maps = np.zeros(label.shape + (nc,), np.float32)
+    for k in range(nc):
+        maps[:, :, k][label == k] = 1
+    return maps
+
+
+def test_seg_label_to_map_bit_identical_to_reference():
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint8, np.int32, np.int64, np.uint16, np.float32, np.float64):
+        for nc in (1, 7, 20):
+            label = rng.integers(0, nc, (37, 23)).astype(dtype)
+            ref = _reference_one_hot(label, nc)
+            hwc = seg_label_to_map(label, nc)
+            chw = seg_label_to_map(label[:, :, None], nc, channels_first=True)
+            assert hwc.dtype == chw.dtype == np.float32 and hwc.flags.c_contiguous and chw.flags.c_contiguous
+            assert hwc.tobytes() == ref.tobytes()
+            assert chw.tobytes() == np.ascontiguousarray(ref.transpose(2, 0, 1)).tobytes()
+    with pytest.raises(ValueError, match=r'\[7, 9\]'):
+        seg_label_to_map(np.array([[0, 7], [9, 3]], np.uint8), 7, channels_first=True)
+
+
 def _naive_median(vis, k):
     padded = np.pad(vis, k // 2, mode='edge')  # OpenCV medianBlur replicates the border
     return np.median(sliding_window_view(padded, (k, k)), axis=(2, 3)).astype(np.uint8)
@@ -56,6 +78,17 @@ def test_smooth_visibility_matches_reference_and_shapes():
         assert np.array_equal(smooth_visibility(vis, k), ref)
         out = smooth_visibility(vis[:, :, None], k)
         assert out.shape == (16, 12, 1) and np.array_equal(out[:, :, 0], ref)
+
+
+def test_smooth_visibility_tall_and_wide_maps_match_reference():
+    # Tall maps (Market's 128x64) are filtered transposed; the result must be the same median.
+    rng = np.random.default_rng(5)
+    for shape in ((128, 64), (40, 9), (9, 40), (66, 65)):
+        vis = rng.choice(np.array([0, 1, 2], np.uint8), size=shape, p=[0.5, 0.2, 0.3])
+        for k in (3, 5, 7):
+            ref = np.where(vis < 2, _naive_median(vis, k), vis)
+            out = smooth_visibility(vis[:, :, None], k)
+            assert out.shape == shape + (1,) and out.flags.c_contiguous and np.array_equal(out[:, :, 0], ref)
 
 
 def test_smooth_visibility_disabled_and_invalid():
