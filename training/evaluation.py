@@ -185,6 +185,8 @@ class ResultsFolder:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         if self._old.is_dir() and not self._old.is_symlink():
             shutil.rmtree(self._old)
+        elif os.path.lexists(self._old):
+            self._old.unlink()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
