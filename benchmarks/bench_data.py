@@ -54,15 +54,17 @@ def make_opt(root: Path | str, dataset_type: str, size: tuple[int, int], augment
              joint_mode: str = 'binary', color_jit: bool = False) -> Namespace:
     """Dataset options of the benchmark: DeepFashion-like radius/shift ranges at 256, Market-like at 128x64."""
     return Namespace(
-        data_root=str(root), dataset_name='demo', dataset_type=dataset_type,
+        # Not 'demo': that name makes the datasets check the generator's manifest, and an older revision's
+        # check refuses datasets written by a newer generator. Nothing else in the datasets reads the name.
+        data_root=str(root), dataset_name='synthetic', dataset_type=dataset_type,
         fn_split='Label/pair_split_clean.json' if dataset_type == 'flow' else 'Label/pair_split.json',
         fn_pose='Label/pose_label_adapt.pkl' if dataset_type == 'flow' else 'Label/pose_label.pkl',
         img_dir='Img/img/', seg_dir='Img/seg/', corr_dir='3d/hmr/corr/', image_size=list(size), joint_nc=18,
         joint_mode=joint_mode, joint_radius=8 if size[0] >= 256 else 4, seg_nc=7, vis_smooth_rate=5,
         aug_shiftx_range=20 if size[0] >= 256 else 5, aug_shifty_range=10 if size[0] >= 256 else 5,
         use_augmentation=int(augment), aug_scale_range=1.2, aug_color_jit=int(color_jit),
-        aug_affine_hw_order='as_written', allow_corr_fallback=0, debug=False, is_train=augment, batch_size=8,
-        num_workers=0)
+        aug_affine_hw_order='as_written', allow_corr_fallback=0, strict_seg=0, debug=False, is_train=augment,
+        batch_size=8, num_workers=0)
 
 
 # --------------------------------------------------------------------------------------------------

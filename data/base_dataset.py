@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 
 from data.synthetic import is_complete as demo_dataset_is_complete
 from util.flow_util import CorrFileError, read_corr
-from util.io import load_json, load_pickle
+from util.io import load_json
+from util.labels import load_label_file
 from util.pose_util import kp_to_map
 from util.seg_util import seg_label_to_map
 
@@ -30,6 +31,7 @@ DATASET_SOURCES = {
 }
 DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split, as in the original
 # JPEG files end with the EOI marker; a file cut short loses it (OpenCV would decode it partially).
+_JPEG_SOI = b'\xff\xd8\xff'
 _JPEG_EOI = b'\xff\xd9'
 _JPEG_TAIL = 1024
 # 8-bit level -> [-1, 1] through the same float32 steps as the formula (/255, then (x - 0.5) / 0.5), so a table
@@ -38,7 +40,15 @@ _LEVEL_TO_UNIT = (np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0 - 0.
 
 
 class DataFileError(ValueError):
-    """A dataset file is unreadable, truncated or inconsistent with the options. The message names it."""
+    """A dataset file is unreadable, truncated or inconsistent with the options. The message names it.
+
+    ``kind`` says what is wrong, for reports that group problems (``empty``, ``truncated``, ``cannot be decoded``,
+    ``wrong size``, ``labels outside the classes``, ...; ``other`` by default).
+    """
+
+    def __init__(self, message: str, kind: str = 'other') -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _source_hint(opt: Any) -> str:
@@ -75,6 +85,48 @@ def to_chw(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
 
 
+# Signatures of the formats OpenCV reads, to say what a file that does not decode is.
+_IMAGE_SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'),
+                     (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'), (b'RIFF', 'WebP'))
+
+
+def _describe_undecodable(data: np.ndarray) -> str:
+    head = data[:24].tobytes()
+    fmt = next((name for sig, name in _IMAGE_SIGNATURES if head.startswith(sig)), None)
+    if fmt is not None:
+        return f'a corrupt {fmt} file'
+    text = all(32 <= b < 127 or b in b'\t\r\n' for b in head)
+    return f'not an image, it starts with {head!r}' + (
+        ' (text: an error page or a failed download saved under this name?)' if text else '')
+
+
+def decode_image_file(path: Path, data: np.ndarray, flags: int, what: str) -> np.ndarray:
+    """Decode the bytes ``data`` of ``path`` with OpenCV (any format it reads, as the original's ``cv2.imread``).
+
+    Raises :class:`DataFileError` naming the file and the cause: empty file, a JPEG without its end-of-image
+    marker (cut short: OpenCV would decode it partially), a BMP shorter than its header declares, or content
+    that does not decode (saying which format it looks like, or that it is not an image).
+    """
+    if data.size == 0:
+        raise DataFileError(f'{what} {path} is empty (0 bytes); restore the file from the dataset archive', 'empty')
+    head = data[:3].tobytes()
+    if head == _JPEG_SOI and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
+        raise DataFileError(f'{what} {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)',
+                            'truncated')
+    if head[:2] == b'BM' and data.size >= 6:
+        declared = int(data[2:6].view('<u4')[0])  # BMP header: total file size
+        if data.size < declared:
+            raise DataFileError(f'{what} {path} is truncated ({data.size} of {declared} bytes)', 'truncated')
+    try:
+        decoded = cv2.imdecode(data, flags)
+    except cv2.error:  # OpenCV asserts on some malformed headers instead of returning None
+        decoded = None
+    if decoded is None:
+        raise DataFileError(f'{what} {path} cannot be decoded: {_describe_undecodable(data)} ({data.size} bytes)',
+                            'cannot be decoded')
+    return decoded
+
+
 class BaseDataset(Dataset):
     """Pairs of one split of one dataset (on-disk layout: docs/architecture.md).
 
@@ -82,16 +134,21 @@ class BaseDataset(Dataset):
     ``image_size`` ``[H, W]``, ``joint_nc``, ``joint_mode``, ``joint_radius``, ``seg_nc``,
     ``vis_smooth_rate``, ``allow_corr_fallback``, ``debug``, ``is_train``, ``dataset_name``.
 
+    ``strict_seg``: segmentation labels ``>= seg_nc`` raise :class:`DataFileError` instead of being kept (with
+    all-zero one-hot rows, as in the original) and reported once per file.
+
     ``corr_fallback_count``: number of correspondence files replaced by zero correspondence and
     visibility 2 because ``opt.allow_corr_fallback`` is 1 and the file was unreadable. Each DataLoader
     worker process holds its own copy of the dataset, so with ``num_workers > 0`` the count stays in the
     workers (the warning naming each file is still printed); read it with ``num_workers=0``.
     """
 
-    def __init__(self, opt: Any, split: str) -> None:
+    def __init__(self, opt: Any, split: str, strict_seg: bool = False) -> None:
         super().__init__()
         self.opt = opt
         self.split = split
+        self.strict_seg = bool(strict_seg)
+        self._seg_warned: set[Path] = set()  # segmentation files already reported (labels outside the classes)
         self.root = Path(opt.data_root)
         if not self.root.is_dir():
             raise FileNotFoundError(f'dataset root {self.root} not found (dataset_name={opt.dataset_name!r}); '
@@ -136,7 +193,7 @@ class BaseDataset(Dataset):
         return pairs
 
     def _load_poses(self, pairs: list[tuple[str, str]]) -> dict:
-        poses = load_pickle(self.fn_pose)
+        poses = load_label_file(self.fn_pose)  # the converted .json when present (scripts/convert_labels.py)
         if not isinstance(poses, dict):
             raise DataFileError(f'{self.fn_pose} must hold a dict id -> list of [x, y], got {type(poses).__name__}')
         ids = {i for pair in pairs for i in pair}
@@ -181,12 +238,7 @@ class BaseDataset(Dataset):
         copy; ``contiguous=True`` gives a C-contiguous array instead, which OpenCV warps read without a copy.
         """
         path = self.img_dir / f'{img_id}.jpg'
-        data = self._read_bytes(path, 'image')
-        if path.suffix.lower() in ('.jpg', '.jpeg') and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
-            raise DataFileError(f'image {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)')
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataFileError(f'image {path} cannot be decoded ({data.size} bytes)')
+        img = decode_image_file(path, self._read_bytes(path, 'image'), cv2.IMREAD_COLOR, 'image')
         self._check_size(path, img, 'image')
         if contiguous:
             return cv2.LUT(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), _LEVEL_TO_UNIT)
@@ -196,20 +248,25 @@ class BaseDataset(Dataset):
         return rgb.transpose(1, 2, 0)
 
     def read_seg(self, img_id: str) -> np.ndarray:
-        """``Img/seg/<id>.bmp`` -> ``uint8 [H, W]`` labels in ``[0, seg_nc)``."""
+        """``Img/seg/<id>.bmp`` -> ``uint8 [H, W]`` labels, normally in ``[0, seg_nc)``.
+
+        Labels ``>= seg_nc`` are kept, as in the original (their one-hot rows are all zero): one warning per file
+        gives the file and the pixel count, or, with ``strict_seg``, :class:`DataFileError` is raised.
+        """
         path = self.seg_dir / f'{img_id}.bmp'
-        data = self._read_bytes(path, 'segmentation')
-        if data[:2].tobytes() == b'BM' and data.size >= 6:
-            declared = int(data[2:6].view('<u4')[0])  # BMP header: total file size
-            if data.size < declared:
-                raise DataFileError(f'segmentation {path} is truncated ({data.size} of {declared} bytes)')
-        seg = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-        if seg is None:
-            raise DataFileError(f'segmentation {path} cannot be decoded ({data.size} bytes)')
+        seg = decode_image_file(path, self._read_bytes(path, 'segmentation'), cv2.IMREAD_GRAYSCALE, 'segmentation')
         self._check_size(path, seg, 'segmentation')
         if seg.max() >= self.opt.seg_nc:
-            raise DataFileError(f'segmentation {path} has label {int(seg.max())}, expected labels in '
-                                f'[0, {self.opt.seg_nc}) (opt.seg_nc)')
+            outside = seg >= self.opt.seg_nc
+            message = (f'{path}: {int(outside.sum())} pixel(s) with labels {np.unique(seg[outside]).tolist()[:10]} '
+                       f'outside 0..{self.opt.seg_nc - 1} (opt.seg_nc)')
+            if self.strict_seg:
+                raise DataFileError(f'{message}; raised because of --strict_seg 1 (with 0 they get all-zero one-hot '
+                                    f'rows, as in the original)')
+            if path not in self._seg_warned:
+                self._seg_warned.add(path)
+                warnings.warn(f'{message}: their one-hot rows are all zero, as in the original (--strict_seg 1 '
+                              f'makes this an error)', stacklevel=2)
         return seg
 
     def read_joints(self, img_id: str) -> np.ndarray:
@@ -223,6 +280,10 @@ class BaseDataset(Dataset):
         if kps.shape != (self.opt.joint_nc, 2):
             raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} has shape {kps.shape}, expected '
                                 f'({self.opt.joint_nc}, 2) (opt.joint_nc joints of (x, y))')
+        finite = np.isfinite(kps).all(axis=1)
+        if not finite.all():
+            raise DataFileError(f'{self.fn_pose}: pose entry of {img_id!r} holds NaN or inf at joint(s) '
+                                f'{np.flatnonzero(~finite).tolist()}; missing joints are [-1, -1]')
         return kps
 
     def read_corr(self, id_1: str, id_2: str) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +302,7 @@ class BaseDataset(Dataset):
                                     f'opt.image_size is {self.image_size[0]}x{self.image_size[1]}')
         except CorrFileError as e:
             if not self.opt.allow_corr_fallback:
-                raise
+                raise CorrFileError(f'{e} (pair id_1={id_1!r} -> id_2={id_2!r} of split {self.split!r})') from e
             self.corr_fallback_count += 1
             warnings.warn(f'{e}; using zero correspondence and visibility 2 instead (allow_corr_fallback=1, '
                           f'{self.corr_fallback_count} substitution(s) so far in this process)', stacklevel=2)

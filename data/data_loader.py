@@ -14,13 +14,16 @@ DATASET_TYPES: dict[str, type[BaseDataset]] = {'flow': FlowDataset, 'pose_transf
 
 
 def create_dataset(opt: Any, split: str) -> BaseDataset:
-    """The dataset class selected by ``opt.dataset_type`` over split ``split`` of ``opt.data_root``."""
+    """The dataset class selected by ``opt.dataset_type`` over split ``split`` of ``opt.data_root``.
+
+    ``opt.strict_seg`` is passed on explicitly (segmentation labels outside the classes: error or warning).
+    """
     try:
         cls = DATASET_TYPES[opt.dataset_type]
     except KeyError:
         raise ValueError(f'unknown dataset_type {opt.dataset_type!r}; valid types are '
                          f'{sorted(DATASET_TYPES)}') from None
-    return cls(opt, split)
+    return cls(opt, split, strict_seg=bool(opt.strict_seg))
 
 
 def make_dataloader(dataset: Dataset, batch_size: int, *, num_workers: int = 0, shuffle: bool = False,

@@ -52,8 +52,8 @@ class FlowDataset(BaseDataset):
     flow is computed; randomness comes from ``np.random`` (seeded per DataLoader worker).
     """
 
-    def __init__(self, opt: Any, split: str) -> None:
-        super().__init__(opt, split)
+    def __init__(self, opt: Any, split: str, strict_seg: bool = False) -> None:
+        super().__init__(opt, split, strict_seg)
         self.augment = split == 'train' and bool(opt.is_train)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -88,8 +88,8 @@ class PoseTransferDataset(BaseDataset):
     ``aug_scale_range``, ``aug_affine_hw_order``) and, with ``aug_color_jit``, a common hue jitter.
     """
 
-    def __init__(self, opt: Any, split: str) -> None:
-        super().__init__(opt, split)
+    def __init__(self, opt: Any, split: str, strict_seg: bool = False) -> None:
+        super().__init__(opt, split, strict_seg)
         self.augment = bool(opt.use_augmentation) and bool(opt.is_train) and split == 'train'
         if self.augment and opt.aug_affine_hw_order not in AFFINE_HW_ORDERS:
             raise ValueError(f'unknown aug_affine_hw_order {opt.aug_affine_hw_order!r}; valid values are '

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
-from util.io import load_pickle
+from util.labels import label_file_exists, load_label_file
 from metrics.image_folder import (DEEPFASHION_ID_FIELDS, LabelKeys, list_images, match_label_key,
                                        split_pair_name)
 
@@ -86,7 +86,7 @@ def resolve_attr_label_file(fn_label: str | os.PathLike | None = None) -> Path:
     if fn_label is None or Path(fn_label) == Path(DEFAULT_ATTR_LABEL_FILE):
         candidates = [Path(DEFAULT_ATTR_LABEL_FILE), Path(FALLBACK_ATTR_LABEL_FILE)]
     for path in candidates:
-        if path.is_file():
+        if label_file_exists(path):  # the pickle or its converted .npz (scripts/convert_labels.py)
             return path
     raise FileNotFoundError(f'attribute label file not found; tried {[str(p) for p in candidates]}. It is '
                             f'Label/attr_label.pkl of the DeepFashion archive (bash scripts/download_deepfashion.sh); '
@@ -95,12 +95,30 @@ def resolve_attr_label_file(fn_label: str | os.PathLike | None = None) -> Path:
 
 def load_attr_labels(fn_label: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[str]]:
     """``({id: int64 [A] 0/1}, attribute names)`` from the pickle
-    ``{'label': {id: vector}, 'entry': [names]}`` (Python-2 pickle with numpy arrays)."""
+    ``{'label': {id: vector}, 'entry': [names]}`` (Python-2 pickle with numpy arrays, restricted-unpickled, or its
+    converted ``.npz`` twin when present, see ``util.labels``).
 
-    data = load_pickle(fn_label)
+    Raises ``ValueError`` naming the file and the id when the vectors differ in length or hold anything but 0 and 1
+    (NaN included).
+    """
+    data = load_label_file(fn_label)
     if not isinstance(data, dict) or 'label' not in data:
         raise ValueError(f"{fn_label}: expected a dict with keys 'label' (id -> 0/1 vector) and 'entry'")
-    labels = {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in data['label'].items()}
+    raw = {k: np.asarray(v).reshape(-1) for k, v in data['label'].items()}
+    lengths = {v.size for v in raw.values()}
+    if len(lengths) > 1:
+        first = next(iter(raw.values())).size
+        key = next(k for k, v in raw.items() if v.size != first)
+        raise ValueError(f'{fn_label}: the label vector of {key!r} has {raw[key].size} attributes, the first entry has '
+                         f'{first}; every id needs one 0/1 value per attribute')
+    keys = list(raw)
+    table = np.stack([raw[k] for k in keys]) if keys else np.zeros((0, 0), np.int64)  # [N, A]
+    valid = np.isin(table, (0, 1))  # a NaN would otherwise become a huge negative integer, a 2 two hits
+    if not valid.all():
+        row = int(np.flatnonzero(~valid.all(axis=1))[0])
+        raise ValueError(f'{fn_label}: the label vector of {keys[row]!r} holds values other than 0 and 1 '
+                         f'({np.unique(table[row][~valid[row]]).tolist()[:5]})')
+    labels = dict(zip(keys, table.astype(np.int64)))
     return labels, list(data.get('entry', []))
 
 

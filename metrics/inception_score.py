@@ -30,7 +30,7 @@ from scipy.special import xlogy
 
 from metrics.image_folder import (IMAGE_EXTS, MARKET_ID_FIELDS, apply_by_shape, existing_file, list_images,
                                   read_rgb, split_pair_name)
-from util.io import load_pickle
+from util.labels import label_file_exists, load_label_file
 from util.pose_util import get_pose_mask
 
 INCEPTION_WEIGHTS_FILE = 'weights-inception-2015-12-05-6726825d.pth'
@@ -269,11 +269,15 @@ def compute_inception_score(img_dir: str | os.PathLike, *, backend: str = 'torch
 
 
 def load_pose_labels(pose_file: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Pose pickle ``{id: 18 [x, y]}`` (Python-2 pickle) as ``{id: float64 [18, 2]}``."""
-    pose_file = existing_file(pose_file, 'pose label file',
-                              'It is Label/pose_label.pkl of the dataset (bash scripts/download_market1501.sh); '
-                              'pass its path with --pose_file.')
-    poses = load_pickle(pose_file)
+    """Pose labels ``{id: 18 [x, y]}`` as ``{id: float64 [18, 2]}``.
+
+    ``pose_file`` is the (restricted-unpickled, Python-2) pickle, or read from its converted ``.json`` twin when
+    present (``util.labels``). Non-finite keypoints are an error naming the file and the id.
+    """
+    if not label_file_exists(pose_file):
+        raise FileNotFoundError(f'pose label file not found: {pose_file}. It is Label/pose_label.pkl of the dataset '
+                                f'(bash scripts/download_market1501.sh); pass its path with --pose_file.')
+    poses = load_label_file(pose_file)
     if not isinstance(poses, dict):
         raise ValueError(f'{pose_file}: expected a dict id -> 18 (x, y) keypoints, got {type(poses).__name__}')
     out = {}
@@ -281,6 +285,8 @@ def load_pose_labels(pose_file: str | os.PathLike) -> dict[str, np.ndarray]:
         arr = np.asarray(kps, dtype=np.float64)
         if arr.shape != (18, 2):
             raise ValueError(f'{pose_file}: pose of {key!r} has shape {arr.shape}, expected (18, 2)')
+        if not np.isfinite(arr).all():
+            raise ValueError(f'{pose_file}: pose of {key!r} holds NaN or inf keypoints')
         out[key] = arr
     return out
 

@@ -262,7 +262,8 @@ def load_vgg19_features(weights_path: str | Path | None = None) -> nn.Sequential
         raise FileNotFoundError(
             f'VGG19 ImageNet weights {VGG19_WEIGHTS_FILE} not found (searched: {searched}). Download '
             f'{VGG19_WEIGHTS_URL} on a machine with internet access and copy it to '
-            f'{Path(torch.hub.get_dir()) / "checkpoints" / VGG19_WEIGHTS_FILE}, or pass its path as weights_path.')
+            f'{Path(torch.hub.get_dir()) / "checkpoints" / VGG19_WEIGHTS_FILE}, or pass its path with --vgg_weights. '
+            f'To train without the perceptual loss, set --loss_weight_content 0 (and --loss_weight_style 0).')
     state = torch.load(found, map_location='cpu', weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f'{found}: expected a torchvision VGG19 state_dict, got {type(state).__name__}')

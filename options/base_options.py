@@ -82,7 +82,7 @@ ARCH_KEYS = (
 # `id` is kept so a renamed experiment folder still addresses itself (the original took the id
 # stored in the file).
 RUNTIME_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'seed',
-                'allow_corr_fallback')
+                'allow_corr_fallback', 'strict_seg')
 
 
 def default_num_workers() -> int:
@@ -260,6 +260,10 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
                         help='[modern] 1: an unreadable correspondence file becomes zero flow / '
                              'visibility 2 and is counted and reported (the original did this '
                              'silently); 0: raise naming the file')
+    parser.add_argument('--strict_seg', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: a segmentation label outside 0..seg_nc-1 is an error naming the file; '
+                             '0: such pixels get all-zero one-hot rows, as in the original, and each file '
+                             'holding them is reported once with the pixel count')
 
 
 # Options of where a test run writes; they never come from a saved train_opt.json.
@@ -453,8 +457,8 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     value wins. Preserved keys (kept from the test command line) are the option set's
     ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis, debug``, flow the
     same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
-    seed, allow_corr_fallback`` (and pose ``bn_mode, pose_mask_transposed``), and for both test sets where the test
-    writes (``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``).
+    seed, allow_corr_fallback, strict_seg`` (and pose ``bn_mode, pose_mask_transposed``), and for both test sets
+    where the test writes (``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``).
     Keys only in the file (train-only options, removed options) are ignored and logged once at
     debug level. Values are checked against the option's type and choices. Architecture keys
     (``ARCH_KEYS``) missing from the file keep the current default with a ``UserWarning`` naming

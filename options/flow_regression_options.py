@@ -13,7 +13,8 @@ Modern options (defaults keep the original behaviour):
   unless ``--overwrite``.
 * train: ``--resume_label`` (None: resume from ``--last_epoch``; e.g. ``latest``),
   ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
-  (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split).
+  (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split),
+  ``--check_data`` (0; 1: check every file of the dataset first and stop on any error, ``data/dataset_check.py``).
 """
 from __future__ import annotations
 
@@ -161,3 +162,8 @@ def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
                         help='[modern] when > 0, stop each epoch after N iterations (quick runs)')
     parser.add_argument('--val_batches', type=int, default=0,
                         help='[modern] when > 0, validate on the first N batches only (0 = whole split)')
+    parser.add_argument('--check_data', type=int, default=0, choices=BINARY,
+                        help='[modern] 1: before training, read every image, segmentation and correspondence file '
+                             'of every split of --fn_split and check the keypoints and correspondences for NaN and '
+                             'range (as scripts/check_dataset.py); any error stops the run before anything is '
+                             'written, with a report of all problems')

@@ -17,7 +17,8 @@ Modern options (defaults keep the original behaviour):
   visibility 2, counted and reported, as the original did silently).
 * train: ``--vgg_weights`` (path to torchvision's ``vgg19-dcbb9e9d.pth``; without weights the
   model raises unless ``--loss_weight_content 0``), ``--resume_label``, ``--save_step_freq``,
-  ``--tensorboard``, ``--max_steps_per_epoch``, ``--val_batches``.
+  ``--tensorboard``, ``--max_steps_per_epoch``, ``--val_batches``, ``--check_data`` (0; 1: check every file
+  of the dataset first and stop on any error, ``data/dataset_check.py``).
 * test: ``--bn_mode`` (``batch``: netG/netPW normalise with test-batch statistics as in the
   original; ``running``: proper eval-mode inference with running statistics), ``--results_dir`` and
   ``--overwrite`` (every test writes a fresh ``test_<split>_<epoch>/`` folder; the original wrote the images

@@ -34,7 +34,15 @@ DIV_FLOW = 1.0 / FLOW_SCALE
 
 
 class CorrFileError(ValueError):
-    """A ``.corr`` file is missing, truncated or malformed. The message names the file."""
+    """A ``.corr`` file is missing, truncated or malformed. The message names the file.
+
+    ``kind`` says what is wrong, for reports that group problems: ``missing``, ``unreadable``, ``truncated``,
+    ``oversized``, ``malformed header``, ``bad visibility labels``, ``non-finite`` (or ``other``).
+    """
+
+    def __init__(self, message: str, kind: str = 'other') -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def corr_file_size(height: int, width: int) -> int:
@@ -51,7 +59,7 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         CorrFileError: missing file, short header, non-positive or absurd W/H, file size not equal
-            to ``8 + 9*H*W``, or visibility labels outside {0, 1, 2}.
+            to ``8 + 9*H*W``, visibility labels outside {0, 1, 2}, or NaN / inf correspondence values.
     """
     path = Path(path)
     try:
@@ -60,26 +68,34 @@ def read_corr(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
             data = bytearray(os.fstat(f.fileno()).st_size)
             del data[f.readinto(data):]  # a file shrunk meanwhile; the size check below reports it
     except FileNotFoundError as e:
-        raise CorrFileError(f'{path}: .corr file not found') from e
+        raise CorrFileError(f'{path}: .corr file not found', 'missing') from e
     except OSError as e:
-        raise CorrFileError(f'{path}: cannot read .corr file ({e})') from e
+        raise CorrFileError(f'{path}: cannot read .corr file ({e})', 'unreadable') from e
     if len(data) < 8:
         raise CorrFileError(f'{path}: truncated .corr file, {len(data)} bytes is shorter than the 8-byte '
-                            f'header (int32 width, int32 height)')
+                            f'header (int32 width, int32 height)', 'truncated')
     width, height = (int(v) for v in np.frombuffer(data, dtype=_HEADER_DTYPE, count=2))
     if not (0 < width <= MAX_CORR_SIDE and 0 < height <= MAX_CORR_SIDE):
         raise CorrFileError(f'{path}: malformed .corr header, width={width} height={height} '
-                            f'(each must be in [1, {MAX_CORR_SIDE}])')
+                            f'(each must be in [1, {MAX_CORR_SIDE}])', 'malformed header')
     expected = corr_file_size(height, width)
     if len(data) != expected:
         kind = 'truncated' if len(data) < expected else 'oversized'
         raise CorrFileError(f'{path}: {kind} .corr file, {len(data)} bytes but a {width}x{height} header '
-                            f'needs 8 + 9*H*W = {expected} bytes')
+                            f'needs 8 + 9*H*W = {expected} bytes', kind)
     n = height * width
     corr = np.frombuffer(data, dtype=_CORR_DTYPE, count=2 * n, offset=8).reshape(height, width, 2)
     vis = np.frombuffer(data, dtype=_VIS_DTYPE, count=n, offset=8 + 8 * n).reshape(height, width, 1)
     if vis.max() > 2:  # cheaper than masking every pixel; the masked values only for the message
-        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {np.unique(vis[vis > 2]).tolist()}')
+        raise CorrFileError(f'{path}: visibility labels must be 0, 1 or 2, found {np.unique(vis[vis > 2]).tolist()}',
+                            'bad visibility labels')
+    # A NaN here would turn the flow targets, and from them the loss and the model, into NaN. The float64 sum is
+    # finite exactly when every value is (it cannot overflow for float32 inputs) and needs no mask.
+    if not np.isfinite(corr.sum(dtype=np.float64)):
+        finite = np.isfinite(corr)
+        y, x, _ = np.argwhere(~finite)[0]
+        raise CorrFileError(f'{path}: {int((~finite).sum())} non-finite (NaN or inf) correspondence value(s), first '
+                            f'at pixel (x={x}, y={y}); the file is corrupt, regenerate or re-download it', 'non-finite')
     return corr.astype(np.float32, copy=False), vis
 
 
@@ -103,6 +119,8 @@ def write_corr(path: PathLike, corr: np.ndarray, vis: np.ndarray) -> Path:
     bad = np.unique(vis[~np.isin(vis, VIS_LABELS)])
     if bad.size:
         raise ValueError(f'write_corr({path}): vis labels must be 0, 1 or 2, found {bad.tolist()}')
+    if not np.isfinite(corr).all():
+        raise ValueError(f'write_corr({path}): corr holds NaN or inf values')
     payload = b''.join((
         np.array([width, height], dtype=_HEADER_DTYPE).tobytes(),
         np.ascontiguousarray(corr, dtype=_CORR_DTYPE).tobytes(),
@@ -189,40 +207,38 @@ def _pixel_grid(height: int, width: int) -> np.ndarray:
 
 
 def flow_to_rgb(flow: np.ndarray) -> np.ndarray:
-    """Colour-code a flow field (the ``flow`` panels of the visual grids).
+    """Colour-code a flow field with the original's OpenCV steps, so it matches the original pixel for pixel.
 
-    HSV with hue = direction (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale; +x = red,
-    +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max
-    normalised to 0..255 within this image. A flow of constant magnitude (e.g. all zero) is black.
+    HSV with hue = direction from ``cv2.cartToPolar`` (``angle * 180 / pi / 2``, OpenCV's 0..180 hue scale;
+    +x = red, +y (down) = chartreuse, -x = cyan, -y = violet), saturation 255, value = magnitude min-max
+    normalised to 0..255 within this image by ``cv2.normalize``; all three truncated to uint8 at once, then
+    ``cv2.cvtColor(HSV2RGB)``. The angle comes from OpenCV's float32 arithmetic (for float32 flows, which the
+    networks give), not from a float64 ``atan2``: the two put some hues on different sides of an integer step.
+    A flow of constant magnitude (e.g. all zero) is black.
 
     Args:
-        flow: ``[H, W, 2]`` (x, y) pixel offsets, numpy or a CPU/GPU tensor.
+        flow: ``[H, W, 2]`` (x, y) pixel offsets, numpy or a CPU/GPU tensor; float64 stays float64 (as the original
+            computed it), any other dtype is converted to float32.
 
     Returns:
         ``np.uint8 [H, W, 3]`` RGB.
     """
     if isinstance(flow, torch.Tensor):
         flow = flow.detach().cpu().numpy()
-    flow = np.asarray(flow, dtype=np.float64)
+    flow = np.asarray(flow)
+    if flow.dtype != np.float64:
+        flow = flow.astype(np.float32, copy=False)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f'flow_to_rgb: flow must be [H, W, 2], got shape {flow.shape}')
     if not np.isfinite(flow).all():
         raise ValueError('flow_to_rgb: flow contains NaN or inf')
-    fx, fy = flow[..., 0], flow[..., 1]
-    magnitude = np.hypot(fx, fy)
-    angle = np.mod(np.arctan2(fy, fx), 2 * np.pi)  # [0, 2*pi)
-    lo, hi = magnitude.min(), magnitude.max()
-    # cv2.normalize(NORM_MINMAX) semantics: a constant image maps to the lower bound (0).
-    if hi - lo > np.finfo(np.float64).eps:
-        value = (magnitude - lo) * (255.0 / (hi - lo))
-    else:
-        value = np.zeros_like(magnitude)
-    hsv = np.empty(flow.shape[:2] + (3,), dtype=np.uint8)
-    # Truncation like assigning floats into a uint8 HSV array; mod keeps 2*pi rounding at hue 0.
-    hsv[..., 0] = np.mod((angle * 180 / np.pi / 2).astype(np.int64), 180)
+    magnitude, angle = cv2.cartToPolar(np.ascontiguousarray(flow[..., 0]), np.ascontiguousarray(flow[..., 1]))
+    hsv = np.zeros(flow.shape[:2] + (3,), dtype=np.float64)
+    hsv[..., 0] = angle * 180 / np.pi / 2  # in the flow's dtype, like the original
     hsv[..., 1] = 255
-    hsv[..., 2] = np.clip(value, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    # NORM_MINMAX maps a constant image to the lower bound 0.
+    hsv[..., 2] = cv2.normalize(magnitude, None, alpha=0, beta=255, norm_type=cv2.NORM_MINMAX)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
 def flow_to_rgb_batch(flow: torch.Tensor) -> torch.Tensor:

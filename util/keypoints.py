@@ -28,8 +28,8 @@ confident joints span the largest extent (diagonal of their bounding box) is tak
 of a photo is the largest person in it, and the extent does not collapse for a person seen side-on the way
 a box area can. Ties go to the person with more joints, then to the higher total confidence.
 
-Pickles are read with an unpickler that accepts only plain containers, numbers and numpy arrays, so a
-keypoint file cannot run code.
+Pickles are read with ``util.io.load_pickle``, which accepts only plain containers, numbers and numpy arrays,
+so a keypoint file cannot run code.
 
 Smoothing of keypoint sequences (``smooth_keypoint_sequence``): ``'moving_average'``, a centred moving
 average over ``window`` frames (no lag, for offline sequences), or ``'one_euro'``, the One-Euro filter
@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from util.io import atomic_write, load_json
+from util.io import atomic_write, load_json, load_pickle
 
 PathLike = str | os.PathLike
 
@@ -196,39 +195,6 @@ def coco17_to_coco18(keypoints) -> np.ndarray:
     return _join_columns(out_xy, out_scores)
 
 
-# --------------------------------------------------------------------------------------------------
-# Safe pickle reading
-# --------------------------------------------------------------------------------------------------
-# Globals a pose-label pickle may reference: numpy arrays and scalars (numpy 1 and 2 module names; protocol 5
-# stores arrays with _frombuffer, protocol 2 encodes their bytes with _codecs.encode).
-_PICKLE_ALLOWED = {
-    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'), ('_codecs', 'encode'),
-    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
-    ('numpy', 'ndarray'), ('numpy', 'dtype'),
-    ('copy_reg', '_reconstructor'), ('copyreg', '_reconstructor'),
-    ('__builtin__', 'object'), ('builtins', 'object'),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _PICKLE_ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f'global {module}.{name} is not allowed in a keypoint file')
-
-
-def _load_pickle_restricted(path: Path) -> Any:
-    """Unpickle (Python 2 pickles too) allowing only containers, numbers, strings and numpy arrays."""
-    try:
-        with path.open('rb') as f:
-            return _RestrictedUnpickler(f, encoding='latin1').load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
-            ValueError) as e:
-        raise KeypointError(f'cannot read the pickle {path}: {type(e).__name__}: {e} (keypoint pickles may hold '
-                            f'only lists, dicts, numbers and numpy arrays)') from e
-
-
 def load_keypoint_data(path: PathLike) -> Any:
     """The raw content of a keypoint file: ``.json`` (JSON), ``.pkl``/``.pickle`` (restricted pickle), ``.npy``.
 
@@ -245,7 +211,11 @@ def load_keypoint_data(path: PathLike) -> Any:
         except (ValueError, UnicodeDecodeError) as e:
             raise KeypointError(f'{path} is not a readable JSON keypoint file: {e}') from e
     if suffix in ('.pkl', '.pickle'):
-        return _load_pickle_restricted(path)
+        try:
+            return load_pickle(path)
+        except ValueError as e:  # UnsafePickleError included: the message names the file and the refused global
+            raise KeypointError(f'{e} (keypoint pickles may hold only lists, dicts, numbers and numpy arrays)'
+                                ) from e
     if suffix == '.npy':
         try:
             return np.load(path, allow_pickle=False)

@@ -16,30 +16,31 @@ def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES, channels_
     """One-hot encode a label map.
 
     Args:
-        seg_label: ``[H, W]`` or ``[H, W, 1]`` integer labels (integral floats accepted) in ``[0, nc)``.
+        seg_label: ``[H, W]`` or ``[H, W, 1]`` integer labels (integral floats accepted), normally in ``[0, nc)``.
         nc: number of classes.
         channels_first: return ``[nc, H, W]`` instead of ``[H, W, nc]`` (same values; what the datasets use).
 
     Returns:
-        C-contiguous ``np.float32 [H, W, nc]`` (or ``[nc, H, W]``); channel k is ``[label == k]``.
+        C-contiguous ``np.float32 [H, W, nc]`` (or ``[nc, H, W]``); channel k is ``[label == k]`` (all zero where
+        the label is outside ``[0, nc)``).
 
     Raises:
-        ValueError: labels outside ``[0, nc)`` or non-integral, naming the bad values.
+        ValueError: non-integral labels, naming the bad values.
     """
     seg_label = np.asarray(seg_label)
     if seg_label.ndim == 3 and seg_label.shape[2] == 1:
         seg_label = seg_label[:, :, 0]
     if seg_label.ndim != 2:
         raise ValueError(f'seg_label_to_map: seg_label must be [H, W] or [H, W, 1], got shape {seg_label.shape}')
-    integer_labels = seg_label.dtype.kind in 'ui'
-    # Integer labels only need a range check; min/max is much cheaper than masking every pixel.
-    if not integer_labels or (seg_label.size and ((seg_label.dtype.kind == 'i' and seg_label.min() < 0)
-                                                  or seg_label.max() >= nc)):
-        bad = np.unique(seg_label[(seg_label < 0) | (seg_label >= nc) | (seg_label != np.round(seg_label))])
+    integer_labels = seg_label.dtype.kind in 'uib'
+    if not integer_labels:
+        bad = np.unique(seg_label[seg_label != np.round(seg_label)])
         if bad.size:
-            raise ValueError(f'seg_label_to_map: labels must be integers in [0, {nc}), found {bad.tolist()[:10]}')
+            raise ValueError(f'seg_label_to_map: labels must be integers, found {bad.tolist()[:10]}')
+    # A label outside [0, nc) matches no channel: its row is all zero, as in the original (the datasets report
+    # such files, or raise with --strict_seg 1).
     classes = np.arange(nc)
-    if integer_labels and nc - 1 <= np.iinfo(seg_label.dtype).max:
+    if seg_label.dtype.kind in 'ui' and nc - 1 <= np.iinfo(seg_label.dtype).max:
         classes = classes.astype(seg_label.dtype)  # e.g. uint8 == uint8 compares several times faster than int64
     if channels_first:
         return (classes[:, None, None] == seg_label).astype(np.float32)

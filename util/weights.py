@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from util.io import atomic_target
+from util.io import atomic_target, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +153,16 @@ def load_network(net: nn.Module, path: str | Path, strict: bool = True) -> Incom
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a temporary file, fsync and an atomic rename (see ``util.io``)."""
-    with atomic_target(path) as tmp, open(tmp, 'wb') as f:
-        torch.save(obj, f)
+    """``torch.save`` to ``path`` through a temporary file, fsync and an atomic rename (see ``util.io``).
+
+    A failed write (e.g. a full disk, which torch reports as ``inline_container.cc`` without a path) raises an
+    ``OSError`` naming ``path`` and the cause; the previous file stays as it was.
+    """
+    try:
+        with atomic_target(path) as tmp, open(tmp, 'wb') as f:
+            torch.save(obj, f)
+    except RuntimeError as e:  # torch's serializer wraps the OSError of the failed write
+        raise write_error(path, e) from e
     return Path(path)
 
 

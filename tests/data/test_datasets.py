@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import cv2
@@ -14,9 +15,8 @@ from data.base_dataset import DataFileError, shift_image
 from data.data_loader import DATASET_TYPES, create_dataset, make_dataloader
 from data.flow_dataset import FlowDataset, shift_augment
 from data.pose_transfer_dataset import PoseTransferDataset, affine_augment, affine_matrix, hue_jitter
-from util.flow_util import warp_acc_flow
 from tests.data.helpers import make_opt
-from util.flow_util import CorrFileError, read_corr
+from util.flow_util import CorrFileError, read_corr, warp_acc_flow
 from util.io import load_json, save_json
 
 ITEM_KEYS = {'img_1', 'img_2', 'joint_c_1', 'joint_c_2', 'joint_1', 'joint_2', 'seg_label_1', 'seg_label_2',
@@ -245,6 +245,64 @@ def test_truncated_image_and_seg_name_file(demo_copy: Path) -> None:
         ds[1]
 
 
+def test_empty_image_and_seg_files_say_so(demo_copy: Path) -> None:
+    ds = create_dataset(make_opt(demo_copy), 'train')
+    id_1, id_2 = ds.pairs[0]
+    seg = demo_copy / 'Img/seg' / f'{id_2}.bmp'
+    seg.write_bytes(b'')
+    with pytest.raises(DataFileError, match=rf'segmentation {seg} is empty \(0 bytes\)'):
+        ds[0]
+    img = demo_copy / 'Img/img' / f'{id_1}.jpg'
+    img.write_bytes(b'')
+    with pytest.raises(DataFileError, match=rf'image {img} is empty \(0 bytes\)'):
+        ds[0]
+
+
+def test_image_of_another_format_or_not_an_image(demo_copy: Path) -> None:
+    ds = create_dataset(make_opt(demo_copy), 'train')
+    id_1 = ds.pairs[0][0]
+    img = demo_copy / 'Img/img' / f'{id_1}.jpg'
+    pixels = cv2.imdecode(np.frombuffer(img.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    expected = ds[0]['img_1']
+    # OpenCV (and the original's cv2.imread) decode by content: a PNG named .jpg is read, not called truncated.
+    img.write_bytes(cv2.imencode('.png', pixels)[1].tobytes())
+    assert torch.equal(ds[0]['img_1'], expected)
+    img.write_bytes(b'404 Not Found: the download failed\n' * 20)
+    with pytest.raises(DataFileError, match=rf"image {img} cannot be decoded: not an image.*b'404 Not Found") as info:
+        ds[0]
+    assert 'truncated' not in str(info.value)
+    img.write_bytes(cv2.imencode('.png', pixels)[1].tobytes())
+    seg = demo_copy / 'Img/seg' / f'{id_1}.bmp'
+    seg.write_text('<html>quota exceeded</html>')
+    with pytest.raises(DataFileError, match=rf"segmentation {seg} cannot be decoded: not an image.*b'<html>"):
+        ds[0]
+
+
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_seg_labels_outside_the_classes(demo_copy: Path, dataset_type: str) -> None:
+    ds = create_dataset(make_opt(demo_copy, dataset_type), 'test')
+    id_1, id_2 = ds.pairs[0]
+    path = demo_copy / 'Img/seg' / f'{id_2}.bmp'
+    seg = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    seg[10:12, 20:25] = 9    # 10 pixels
+    seg[40, 30] = 255
+    cv2.imwrite(str(path), seg)
+    # The original's one-hot map has all-zero rows there; the file is reported once, with the count.
+    with pytest.warns(UserWarning, match=rf'{path}: 11 pixel\(s\) with labels \[9, 255\] outside 0..6'):
+        item = ds[0]
+    one_hot = item['seg_2'].numpy()
+    assert one_hot[:, 10:12, 20:25].sum() == 0 and one_hot[:, 40, 30].sum() == 0
+    assert (one_hot.sum(axis=0) == 1).sum() == H * W - 11
+    assert item['seg_label_2'][0, 10, 20] == 9
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ds[0]  # same file: no second warning
+    strict = create_dataset(make_opt(demo_copy, dataset_type, strict_seg=1), 'test')
+    assert strict.strict_seg
+    with pytest.raises(DataFileError, match=rf'{path}: 11 pixel\(s\) with labels \[9, 255\].*--strict_seg 1'):
+        strict[0]
+
+
 def test_truncated_corr_names_file(demo_copy: Path) -> None:
     ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
     id_1, id_2 = ds.pairs[0]
@@ -252,6 +310,39 @@ def test_truncated_corr_names_file(demo_copy: Path) -> None:
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(CorrFileError, match=f'{path}.*truncated'):
         ds[0]
+
+
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_non_finite_correspondence_names_file_and_pair(demo_copy: Path, dataset_type: str) -> None:
+    ds = create_dataset(make_opt(demo_copy, dataset_type), 'train')
+    id_1, id_2 = ds.pairs[0]
+    path = demo_copy / '3d/hmr/corr' / f'{id_2}_{id_1}.corr'
+    corr, vis = read_corr(path)
+    corr = corr.copy()
+    corr[5, 7, 0] = np.nan
+    corr[9, 2, 1] = np.inf
+    write_corr_unchecked(path, corr, vis)
+    with pytest.raises(CorrFileError, match=rf"{path}.*2 non-finite.*{id_1}.*{id_2}"):
+        ds[0]
+
+
+@pytest.mark.parametrize('bad_value', [np.nan, np.inf])
+def test_non_finite_keypoints_name_file_and_id(demo_copy: Path, bad_value: float) -> None:
+    fn = demo_copy / 'Label/pose_label.pkl'
+    poses = pickle.loads(fn.read_bytes())
+    ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
+    bad = ds.pairs[0][1]
+    poses[bad][3] = [12.0, bad_value]
+    fn.write_bytes(pickle.dumps(poses))
+    ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
+    with pytest.raises(DataFileError, match=rf"{fn}.*{bad}.*NaN or inf at joint\(s\) \[3\]"):
+        ds[0]
+
+
+def write_corr_unchecked(path: Path, corr: np.ndarray, vis: np.ndarray) -> None:
+    """Write a .corr file byte by byte (write_corr refuses non-finite values)."""
+    h, w = corr.shape[:2]
+    path.write_bytes(np.array([w, h], '<i4').tobytes() + corr.astype('<f4').tobytes() + vis.astype('u1').tobytes())
 
 
 def test_wrong_shape_pose_entry_names_id(demo_copy: Path) -> None:
@@ -264,6 +355,16 @@ def test_wrong_shape_pose_entry_names_id(demo_copy: Path) -> None:
     ds = create_dataset(make_opt(demo_copy, 'pose_transfer'), 'train')
     with pytest.raises(DataFileError, match=f"{bad}.*shape \\(17, 2\\)"):
         ds[0]
+
+
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_pose_file_cannot_run_code(demo_copy: Path, code_running_pickle, dataset_type: str) -> None:
+    opt = make_opt(demo_copy, dataset_type)
+    real = pickle.loads((demo_copy / opt.fn_pose).read_bytes())
+    path, marker = code_running_pickle(demo_copy / opt.fn_pose, lambda evil: {**real, 'extra': evil})
+    with pytest.raises(ValueError, match=rf"{path}.*'posix\.system'"):
+        create_dataset(opt, 'train')
+    assert not marker.exists()
 
 
 def test_split_id_absent_from_pose_file(demo_copy: Path) -> None:

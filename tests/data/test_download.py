@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import stat
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,118 @@ def test_shell_wrappers_call_the_module_from_any_cwd(tmp_path: Path, script: str
                          text=True, env={'PATH': '/usr/bin:/bin', 'PYTHON': sys.executable}, timeout=60)
     assert res.returncode == 0, res.stderr
     assert 'usage:' in res.stdout and 'keep_archive' in res.stdout
+
+
+# ------------------------------------------------------------------------------------------- archives already present
+
+def _make_zip(path: Path, members: list[tuple[str, str, bytes | str | None]]) -> Path:
+    """members: (name, kind, payload) with kind 'file', 'dir', 'sym' (link target), 'chr', 'fifo'."""
+    modes = {'file': stat.S_IFREG | 0o644, 'dir': stat.S_IFDIR | 0o755, 'sym': stat.S_IFLNK | 0o777,
+             'chr': stat.S_IFCHR | 0o600, 'fifo': stat.S_IFIFO | 0o600}
+    with zipfile.ZipFile(path, 'w') as zf:
+        for name, kind, payload in members:
+            info = zipfile.ZipInfo(name + ('/' if kind == 'dir' and not name.endswith('/') else ''))
+            info.external_attr = modes[kind] << 16
+            info.create_system = 3  # Unix: the mode bits above are meaningful
+            data = payload.encode() if isinstance(payload, str) else (payload or b'')
+            zf.writestr(info, data)
+    return path
+
+
+def _no_download(archive, dest):
+    raise AssertionError('gdown must not be called when the archive is already present')
+
+
+@pytest.mark.parametrize('name,maker', [('market1501.tgz', _make_tar), ('market1501.tar', _make_tar),
+                                        ('market1501.zip', _make_zip)])
+def test_archive_already_present_is_used_without_downloading(tmp_path, monkeypatch, capsys, name, maker) -> None:
+    monkeypatch.setattr(dl, 'fetch', _no_download)
+    monkeypatch.setitem(sys.modules, 'gdown', None)  # importing gdown would fail
+    root = tmp_path / 'repo'
+    (root / 'datasets').mkdir(parents=True)
+    archive = maker(root / 'datasets' / name, [('market1501/Images/img/x.jpg', 'file', b'abc'),
+                                               ('market1501/Label', 'dir', None)])
+    target = dl.download('market1501', root, keep_archive=True)
+    assert (target / 'market1501/Images/img/x.jpg').read_bytes() == b'abc'
+    out = capsys.readouterr().out
+    assert f'using {archive}' in out and 'no checksum known' in out
+    assert archive.exists()  # --keep_archive
+    dl.download('market1501', root)
+    assert not archive.exists()
+
+
+def test_present_archive_is_checked_against_a_known_checksum(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(dl, 'fetch', _no_download)
+    root = tmp_path / 'repo'
+    (root / 'checkpoints').mkdir(parents=True)
+    archive = _make_tar(root / 'checkpoints' / 'pretrained_models.tgz', [('PoseTransfer_0.5/x.pth', 'file', b'w')])
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    monkeypatch.setitem(ARCHIVES, 'models', dl.Archive('models', 'ID', 'pretrained_models.tgz', 'checkpoints', '',
+                                                       sha256='0' * 64))
+    with pytest.raises(ChecksumError, match=str(archive)):
+        dl.download('models', root)
+    assert not (root / 'checkpoints/PoseTransfer_0.5').exists() and archive.exists()
+    monkeypatch.setitem(ARCHIVES, 'models', dl.Archive('models', 'ID', 'pretrained_models.tgz', 'checkpoints', '',
+                                                       sha256=digest))
+    dl.download('models', root, keep_archive=True)
+    assert 'SHA-256 verified' in capsys.readouterr().out
+    # The published checksum is that of the .tgz: a zip of the same content cannot be checked against it.
+    archive.unlink()
+    zipped = _make_zip(root / 'checkpoints' / 'pretrained_models.zip', [('PoseTransfer_0.5/x.pth', 'file', b'w')])
+    dl.download('models', root)
+    assert f'{zipped}: no checksum known' in capsys.readouterr().out
+
+
+def test_two_present_archives_are_ambiguous(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(dl, 'fetch', _no_download)
+    root = tmp_path / 'repo'
+    (root / 'datasets').mkdir(parents=True)
+    _make_tar(root / 'datasets' / 'deepfashion.tgz', [('a', 'file', b'1')])
+    _make_zip(root / 'datasets' / 'deepfashion.zip', [('a', 'file', b'1')])
+    with pytest.raises(DownloadError, match='deepfashion.tgz.*deepfashion.zip'):
+        dl.download('deepfashion', root)
+
+
+def test_download_message_says_where_to_put_the_archive(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, 'gdown', None)
+    with pytest.raises(DownloadError, match=r'datasets/market1501\.tgz.*\.zip'):
+        dl.download('market1501', tmp_path / 'repo')
+
+
+def test_extracts_a_good_zip(tmp_path: Path) -> None:
+    archive = _make_zip(tmp_path / 'good.zip', [
+        ('deepfashion', 'dir', None), ('deepfashion/Img/img/a.jpg', 'file', b'jpeg-bytes'),
+        ('deepfashion/link', 'sym', 'Img/img/a.jpg')])
+    target = tmp_path / 'datasets'
+    names = safe_extract(archive, target)
+    assert len(names) == 3
+    assert (target / 'deepfashion/Img/img/a.jpg').read_bytes() == b'jpeg-bytes'
+    assert (target / 'deepfashion/link').is_symlink() and (target / 'deepfashion/link').read_bytes() == b'jpeg-bytes'
+
+
+@pytest.mark.parametrize('members,bad', [
+    ([('ok.txt', 'file', b'x'), ('../evil', 'file', b'pwned')], '../evil'),
+    ([('ok.txt', 'file', b'x'), ('sub/../../evil', 'file', b'pwned')], 'sub/../../evil'),
+    ([('/tmp/evil_abs_zip_member', 'file', b'pwned')], '/tmp/evil_abs_zip_member'),
+    ([('C:\\evil', 'file', b'pwned')], 'C:\\evil'),
+    ([('escape', 'sym', '../outside'), ('escape/evil', 'file', b'pwned')], 'escape'),
+    ([('abs_link', 'sym', '/etc')], 'abs_link'),
+    ([('here', 'sym', '.'), ('up', 'sym', 'here/..')], 'up'),
+    ([('dev/null', 'chr', None)], 'dev/null'),
+    ([('pipe', 'fifo', None)], 'pipe'),
+])
+def test_refuses_malicious_zip_members_and_writes_nothing(tmp_path: Path, members: list, bad: str) -> None:
+    archive = _make_zip(tmp_path / 'bad.zip', members)
+    target = tmp_path / 'box' / 'target'
+    with pytest.raises(UnsafeArchiveError, match=f'refusing archive member {re.escape(repr(bad))}'):
+        safe_extract(archive, target)
+    assert list(target.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / 'box').iterdir()) == ['target']
+    assert not (tmp_path / 'evil').exists() and not Path('/tmp/evil_abs_zip_member').exists()
+
+
+def test_not_an_archive(tmp_path: Path) -> None:
+    bogus = tmp_path / 'deepfashion.tgz'
+    bogus.write_text('<html>Google Drive - quota exceeded</html>')
+    with pytest.raises(DownloadError, match=f'{bogus}.*neither a tar nor a zip archive'):
+        safe_extract(bogus, tmp_path / 'out')

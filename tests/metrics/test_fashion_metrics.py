@@ -11,8 +11,8 @@ from metrics.fashion_classifiers import (build_classifier, eval_transform, find_
 from util.weights import StateDictMismatchError, load_state_dict_compat
 from tests.metrics.weights_helpers import DF_IDS, classifier_weights, pair_stems, write_images
 from util.io import save_pickle
-from metrics.attr_rec import (average_precisions, compute_attr_rec, mean_average_precision, recall_at_k,
-                                   resolve_attr_label_file, target_labels)
+from metrics.attr_rec import (average_precisions, compute_attr_rec, load_attr_labels, mean_average_precision,
+                              recall_at_k, resolve_attr_label_file, target_labels)
 from metrics.fashion_is import compute_fashion_is
 from metrics.inception_score import inception_score_from_probs
 
@@ -85,6 +85,27 @@ def test_attr_label_file_fallback(tmp_path, monkeypatch):
     assert resolve_attr_label_file('datasets/DF_Pose/Label/attr_label.pkl').resolve() == fallback
     with pytest.raises(FileNotFoundError, match='custom.pkl'):
         resolve_attr_label_file('custom.pkl')  # an explicit path has no fallback
+
+
+def test_attr_label_file_cannot_run_code(tmp_path, code_running_pickle):
+    path, marker = code_running_pickle(tmp_path / 'attr_label.pkl',
+                                       lambda evil: {'label': {DF_IDS[0]: evil}, 'entry': ['a']})
+    with pytest.raises(ValueError, match=r"attr_label\.pkl.*'posix\.system'"):
+        load_attr_labels(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('bad, match', [
+    (np.array([1.0, np.nan]), r'values other than 0 and 1'),
+    (np.array([1, 2]), r'values other than 0 and 1'),
+    (np.array([1, 0, 1]), r'3 attributes, the first entry has 2'),
+])
+def test_attr_labels_must_be_0_1_vectors_of_one_length(tmp_path, bad, match):
+    # NaN used to become a huge negative int64 silently; a ragged file failed later inside np.stack.
+    path = save_pickle({'label': {DF_IDS[0]: np.array([0, 1]), DF_IDS[1]: bad}, 'entry': ['a', 'b']},
+                       tmp_path / 'attr_label.pkl')
+    with pytest.raises(ValueError, match=rf'attr_label\.pkl.*{DF_IDS[1]!r}.*{match}'):
+        load_attr_labels(path)
 
 
 def test_target_labels_by_image_or_item_id(tmp_path):

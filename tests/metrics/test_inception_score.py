@@ -226,6 +226,13 @@ def test_masked_loader_multiplies_by_target_mask(tmp_path):
     assert not np.array_equal(masked_image_loader(poses, True)(path), masked_image_loader(poses, False)(path))
 
 
+def test_pose_file_cannot_run_code(tmp_path, code_running_pickle):
+    path, marker = code_running_pickle(tmp_path / 'pose_label.pkl', lambda evil: {MARKET_IDS[0]: evil})
+    with pytest.raises(ValueError, match=r"pose_label\.pkl.*'posix\.system'"):
+        load_pose_labels(path)
+    assert not marker.exists()
+
+
 def test_masked_is_unknown_id_names_file(tmp_path):
     from util.io import save_pickle
 

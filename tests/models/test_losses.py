@@ -356,6 +356,9 @@ def test_missing_vgg_weights_raise_with_instructions(tmp_path, monkeypatch):
         load_vgg19_features()
     assert str(tmp_path / 'hub' / 'checkpoints' / VGG19_WEIGHTS_FILE) in str(err.value)
     assert 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth' in str(err.value)
+    # The message speaks of the command-line options, not of Python arguments.
+    assert '--vgg_weights' in str(err.value) and '--loss_weight_content 0' in str(err.value)
+    assert 'weights_path' not in str(err.value)
     with pytest.raises(FileNotFoundError, match='elsewhere.pth'):
         VGGLoss(weights_path=tmp_path / 'elsewhere.pth')
 

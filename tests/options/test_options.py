@@ -118,13 +118,15 @@ def test_modern_option_defaults():
     fs = parse(TestFlowRegressionOptions)
     for opt in (ft, pt):
         assert (opt.save_step_freq, opt.tensorboard, opt.max_steps_per_epoch, opt.val_batches) == (0, 1, 0, 0)
+        assert opt.check_data == 0
         assert opt.resume_label is None
     assert pt.vgg_weights is None
     assert ps.bn_mode == 'batch'
     for opt in (pt, ps):
         assert opt.pose_mask_transposed == 1 and opt.aug_affine_hw_order == 'as_written'
     for opt in (ft, fs, pt, ps):
-        assert opt.allow_corr_fallback == 0
+        assert opt.allow_corr_fallback == 0 and opt.strict_seg == 0
+    assert parse(TrainFlowRegressionOptions, '--strict_seg', '1').strict_seg == 1
     assert 'bn_mode' not in vars(pt) and 'save_step_freq' not in vars(ps)
     for opt in (ps, fs):
         assert (opt.results_dir, opt.overwrite) == (None, False)
@@ -469,6 +471,14 @@ def test_merge_pose_train_options(tmp_path):
     assert 'lr' not in vars(opt) and 'vgg_content_weights' not in vars(opt)
     with pytest.raises(AttributeError):
         opt.lr = 1.0
+
+
+def test_strict_seg_is_a_run_option_of_the_test_command_line(tmp_path):
+    write_train_options(tmp_path, TrainFlowRegressionOptions, '--id', 's1', '--strict_seg', '1')
+    assert merge_train_options(parse(TestFlowRegressionOptions, '--id', 's1', '--checkpoints_dir',
+                                     str(tmp_path))).strict_seg == 0
+    assert merge_train_options(parse(TestFlowRegressionOptions, '--id', 's1', '--checkpoints_dir', str(tmp_path),
+                                     '--strict_seg', '1')).strict_seg == 1
 
 
 def test_merge_flow_train_options(tmp_path):

@@ -2,6 +2,7 @@ import colorsys
 import re
 import struct
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -107,6 +108,16 @@ def test_read_bad_vis_labels(tmp_path):
         read_corr(path)
 
 
+@pytest.mark.parametrize('bad_value', [float('nan'), float('inf'), -float('inf')])
+def test_read_rejects_non_finite_correspondence(tmp_path, bad_value):
+    path = tmp_path / 'id2_id1.corr'
+    floats = [1.0] * 12
+    floats[7] = bad_value  # v of pixel (x=1, y=1) of a 2x3 (W x H) map
+    _hand_written_corr(path, 2, 3, floats, [0] * 6)
+    with pytest.raises(CorrFileError, match=r'id2_id1\.corr.*1 non-finite.*\(x=1, y=1\)'):
+        read_corr(path)
+
+
 def test_write_corr_validates(tmp_path):
     corr, vis = _example()
     with pytest.raises(ValueError, match='corr must be'):
@@ -117,6 +128,10 @@ def test_write_corr_validates(tmp_path):
     bad[0, 0] = 5
     with pytest.raises(ValueError, match=r'\[5\]'):
         write_corr(tmp_path / 'a.corr', corr, bad)
+    nan = corr.copy()
+    nan[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN or inf'):
+        write_corr(tmp_path / 'a.corr', nan, vis)
     assert not (tmp_path / 'a.corr').exists()
 
 
@@ -199,6 +214,41 @@ def test_flow_to_rgb_value_normalisation():
     assert flow_to_rgb(np.ones((4, 4, 2), np.float32)).max() == 0
     with pytest.raises(ValueError, match='NaN'):
         flow_to_rgb(np.full((2, 2, 2), np.nan, np.float32))
+
+
+def _original_flow_to_rgb(flow: np.ndarray) -> np.ndarray:
+    """The original's steps, written out: an HSV image of float64 zeros, hue and magnitude from OpenCV's
+    cartToPolar in the flow's own dtype (float32 from the networks), hue = angle * 180 / pi / 2 computed in that
+    dtype, value = cv2.normalize min-max to [0, 255], all truncated to uint8 at once, then HSV -> RGB."""
+    hsv = np.zeros(flow.shape[:2] + (3,), dtype=np.float64)
+    hsv[:, :, 1] = 255
+    magnitude, angle = cv2.cartToPolar(np.ascontiguousarray(flow[:, :, 0]), np.ascontiguousarray(flow[:, :, 1]))
+    hsv[:, :, 0] = angle * 180 / np.pi / 2
+    hsv[:, :, 2] = cv2.normalize(magnitude, None, alpha=0, beta=255, norm_type=cv2.NORM_MINMAX)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+# Vectors whose hue lands on the other side of an integer step with a float64 atan2 than with OpenCV's float32
+# cartToPolar (found on random flows; e.g. the first is hue 23 in the original, 24 with float64).
+HUE_BOUNDARY_VECTORS = [[11.625797, 12.913218], [-1.5869749, -4.3608217], [-6.682909, 8.5527525],
+                        [3.835145, -6.6421747], [10.06331, 3.6626577], [7.7843766, -8.6468935]]
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_flow_to_rgb_matches_the_original_pixel_for_pixel(seed):
+    rng = np.random.default_rng(seed)
+    random = (rng.standard_normal((128, 96, 2)) * rng.uniform(0.5, 30)).astype(np.float32)
+    random[0, :len(HUE_BOUNDARY_VECTORS)] = HUE_BOUNDARY_VECTORS
+    random[1, :8] = [[1, 0], [0, 1], [-1, 0], [0, -1], [1, 1], [-1, -1], [0, 0], [1e-30, -1e-30]]
+    expected = _original_flow_to_rgb(random)
+    assert np.array_equal(flow_to_rgb(random), expected)
+    assert np.array_equal(flow_to_rgb(torch.from_numpy(random)), expected)  # tensors as the visualiser passes
+    # Pixel grids of integer flows (all exact directions), and a float64 flow (the original kept its dtype).
+    ys, xs = np.mgrid[-40:41, -40:41]
+    grid = np.stack([xs, ys], axis=2).astype(np.float32)
+    assert np.array_equal(flow_to_rgb(grid), _original_flow_to_rgb(grid))
+    as_f64 = random.astype(np.float64) * 1.37
+    assert np.array_equal(flow_to_rgb(as_f64), _original_flow_to_rgb(as_f64))
 
 
 def test_flow_to_rgb_batch_matches_numpy():

@@ -1,11 +1,18 @@
+import codecs
+import collections
+import errno
 import json
+import pathlib
 import pickle
 import struct
+import subprocess
 
 import numpy as np
 import pytest
 
-from util.io import atomic_target, load_json, load_pickle, save_json, save_pickle
+import util.io
+
+from util.io import UnsafePickleError, atomic_target, load_json, load_pickle, save_json, save_pickle
 
 # A pickle as Python 2 writes it (protocol 2): `str` values are SHORT_BINSTRING opcodes, so the
 # non-ASCII name and the raw float64 buffer of the numpy array only load with encoding='latin1'.
@@ -84,6 +91,90 @@ def test_pickle_missing_and_corrupt(tmp_path):
         load_pickle(bad)
 
 
+class _CallsGlobal:
+    """Unpickles to ``func(*args)``."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path, code_running_pickle):
+    path, marker = code_running_pickle(tmp_path / 'Label' / 'pose_label.pkl', lambda evil: {'img_a': evil})
+    with pytest.raises(UnsafePickleError, match=rf"{path}.*'posix\.system'") as info:
+        load_pickle(path)
+    assert isinstance(info.value, ValueError)  # callers that handle "unreadable file" handle this too
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('protocol', [0, 2, 5])
+@pytest.mark.parametrize('payload,refused', [
+    # Protocols < 3 write Python 2 names (__builtin__.eval, commands.call); the message gives the Python 3 name.
+    (_CallsGlobal(eval, '1 + 1'), r'builtins\.eval'),
+    (_CallsGlobal(getattr, 'x', 'upper'), r'builtins\.getattr'),
+    (_CallsGlobal(subprocess.call, ['true']), r'subprocess\.call'),
+    (_CallsGlobal(pathlib.Path, '/tmp'), r'pathlib\.'),
+    (_CallsGlobal(collections.OrderedDict), r'collections\.OrderedDict'),
+])
+def test_only_plain_data_globals_are_admitted(tmp_path, payload, refused, protocol):
+    path = tmp_path / 'labels.pkl'
+    path.write_bytes(pickle.dumps({'a': [payload]}, protocol=protocol))
+    with pytest.raises(UnsafePickleError, match=rf"labels\.pkl.*'{refused}"):
+        load_pickle(path)
+
+
+def test_object_array_cannot_smuggle_code(tmp_path, code_running_pickle):
+    # An object-dtype array stores its elements as pickled objects: they go through the same check.
+    path, marker = code_running_pickle(tmp_path / 'attr_label.pkl',
+                                       lambda evil: {'label': {'a': np.array([evil, 1], dtype=object)}})
+    with pytest.raises(UnsafePickleError, match='posix.system'):
+        load_pickle(path)
+    assert not marker.exists()
+
+
+def test_codecs_encode_only_for_latin1(tmp_path):
+    # Protocol-2 pickles carry bytes as `_codecs.encode(text, 'latin1')`; other codecs are not needed.
+    path = tmp_path / 'codec.pkl'
+    path.write_bytes(pickle.dumps(_CallsGlobal(codecs.encode, 'abc', 'rot13'), protocol=2))
+    with pytest.raises(UnsafePickleError, match=r"codec\.pkl.*_codecs\.encode.*'rot13'"):
+        load_pickle(path)
+
+
+NUMPY_CONTENT = {
+    'f32': np.arange(6, dtype=np.float32).reshape(2, 3), 'f64': np.linspace(-1, 1, 5),
+    'i64': np.arange(-3, 3, dtype=np.int64), 'u8': np.arange(256, dtype=np.uint8), 'bool': np.array([True, False]),
+    'fortran': np.asfortranarray(np.arange(12.0).reshape(3, 4)), 'zero_d': np.array(2.5), 'empty': np.zeros((0, 2)),
+    'scalars': [np.float64(1.5), np.float32(-2.25), np.int64(7), np.uint8(3), np.bool_(True)],
+    'plain': {'list': [[1.0, -1], [2, 3.5]], 'tuple': (1, 'x'), 'set': {1, 2}, 'frozenset': frozenset('ab'),
+              'none': None, 'bytes': b'\x00\xff', 'complex': 1 + 2j, 'big': 2 ** 70, 'text': '\xe9t\xe9'},
+}
+
+
+@pytest.mark.parametrize('protocol', [2, 4, 5])
+def test_numpy_and_plain_content_round_trips(tmp_path, protocol):
+    # Protocol 5 of numpy 2 stores arrays through numpy._core.numeric._frombuffer; protocol 2 through
+    # numpy._core.multiarray._reconstruct and _codecs.encode.
+    path = tmp_path / 'content.pkl'
+    path.write_bytes(pickle.dumps(NUMPY_CONTENT, protocol=protocol))
+    out = load_pickle(path)
+    for key in ('f32', 'f64', 'i64', 'u8', 'bool', 'fortran', 'zero_d', 'empty'):
+        assert out[key].dtype == NUMPY_CONTENT[key].dtype and np.array_equal(out[key], NUMPY_CONTENT[key]), key
+    assert [type(v) for v in out['scalars']] == [type(v) for v in NUMPY_CONTENT['scalars']]
+    assert out['scalars'] == NUMPY_CONTENT['scalars'] and out['plain'] == NUMPY_CONTENT['plain']
+
+
+def test_numpy1_module_names_load(tmp_path):
+    # numpy 1 wrote numpy.core.*; numpy 2 writes numpy._core.*. Files of both load.
+    data = pickle.dumps({'a': np.arange(3.0), 's': np.float32(0.5)}, protocol=2)
+    assert b'numpy._core' in data
+    path = tmp_path / 'np1.pkl'
+    path.write_bytes(data.replace(b'numpy._core', b'numpy.core'))
+    out = load_pickle(path)
+    assert out['a'].tolist() == [0.0, 1.0, 2.0] and out['s'] == np.float32(0.5)
+
+
 def test_atomic_target_failure_keeps_old_file(tmp_path):
     path = tmp_path / 'grid.jpg'
     path.write_bytes(b'old')
@@ -94,3 +185,15 @@ def test_atomic_target_failure_keeps_old_file(tmp_path):
             raise RuntimeError('interrupted')
     assert path.read_bytes() == b'old'
     assert _leftovers(tmp_path, {'grid.jpg'}) == []
+
+
+@pytest.mark.parametrize('capacity', [0, 5])
+def test_full_disk_error_names_the_target(tmp_path, disk_fills_up, capacity):
+    path = tmp_path / 'train_opt.json'
+    path.write_text('old')
+    disk_fills_up(util.io, capacity)
+    with pytest.raises(OSError, match=rf'{path}.*No space left on device') as info:
+        save_json({'key': list(range(100))}, path)
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_text() == 'old'
+    assert _leftovers(tmp_path, {'train_opt.json'}) == []

@@ -17,9 +17,17 @@ def test_seg_label_to_map_one_hot():
     assert seg_label_to_map(label, nc=8).shape == (2, 3, 8)
 
 
+def test_labels_outside_the_classes_give_zero_rows_as_the_original():
+    label = np.array([[0, 7, 255], [3, 6, 9]], np.uint8)
+    maps = seg_label_to_map(label)
+    assert maps.shape == (2, 3, 7) and maps.dtype == np.float32
+    assert maps.sum(axis=2).tolist() == [[1, 0, 0], [1, 1, 0]]
+    assert maps[0, 0, 0] == 1 and maps[1, 0, 3] == 1 and maps[1, 1, 6] == 1
+    signed = seg_label_to_map(np.array([[-1, 2]]))
+    assert signed[0, 0].sum() == 0 and signed[0, 1, 2] == 1
+
+
 def test_seg_label_to_map_rejects_bad_labels():
-    with pytest.raises(ValueError, match=r'\[-1, 7\]'):
-        seg_label_to_map(np.array([[0, 7], [-1, 3]]))
     with pytest.raises(ValueError, match=r'\[1\.5\]'):
         seg_label_to_map(np.array([[0, 1.5]]))
     with pytest.raises(ValueError, match='shape'):
@@ -44,8 +52,11 @@ def test_seg_label_to_map_bit_identical_to_reference():
             assert hwc.dtype == chw.dtype == np.float32 and hwc.flags.c_contiguous and chw.flags.c_contiguous
             assert hwc.tobytes() == ref.tobytes()
             assert chw.tobytes() == np.ascontiguousarray(ref.transpose(2, 0, 1)).tobytes()
-    with pytest.raises(ValueError, match=r'\[7, 9\]'):
-        seg_label_to_map(np.array([[0, 7], [9, 3]], np.uint8), 7, channels_first=True)
+    # labels outside the classes: zero rows in both layouts (as the original), for integer and float labels
+    outside = np.array([[0, 7], [9, 3]], np.uint8)
+    for label in (outside, outside.astype(np.float32)):
+        chw = seg_label_to_map(label, 7, channels_first=True)
+        assert chw.tobytes() == np.ascontiguousarray(_reference_one_hot(outside, 7).transpose(2, 0, 1)).tobytes()
 
 
 def _naive_median(vis, k):
