@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from data.synthetic import is_complete as demo_dataset_is_complete
 from util.flow_util import CorrFileError, read_corr
+from util.image_file import describe_undecodable, image_bytes_problem
 from util.io import load_json
 from util.labels import load_label_file
 from util.pose_util import kp_to_map
@@ -30,10 +31,6 @@ DATASET_SOURCES = {
     'demo': 'python scripts/make_demo_dataset.py',
 }
 DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split, as in the original
-# JPEG files end with the EOI marker; a file cut short loses it (OpenCV would decode it partially).
-_JPEG_SOI = b'\xff\xd8\xff'
-_JPEG_EOI = b'\xff\xd9'
-_JPEG_TAIL = 1024
 # 8-bit level -> [-1, 1] through the same float32 steps as the formula (/255, then (x - 0.5) / 0.5), so a table
 # lookup gives the identical values in one pass.
 _LEVEL_TO_UNIT = (np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0 - 0.5) / 0.5
@@ -75,6 +72,18 @@ def shift_image(arr: np.ndarray, dx: int, dy: int, pad: float) -> np.ndarray:
     return out
 
 
+def normalize_image(rgb: np.ndarray) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``float32 [H, W, 3]`` in [-1, 1]: ``x / 255``, then ``(x - 0.5) / 0.5``, in float32.
+
+    The encoding of every image the networks see: the datasets' images (:meth:`BaseDataset.read_image`, through the
+    same table) and the inference pipeline's photos.
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        desc = f'{rgb.dtype} {rgb.shape}' if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f'normalize_image expects an RGB uint8 image [H, W, 3], got {desc}')
+    return cv2.LUT(rgb, _LEVEL_TO_UNIT)
+
+
 def to_chw(arr: np.ndarray) -> torch.Tensor:
     """``[H, W, C]`` numpy -> contiguous ``float32 [C, H, W]`` tensor (``[H, W]`` -> ``[1, H, W]``).
 
@@ -85,21 +94,6 @@ def to_chw(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
 
 
-# Signatures of the formats OpenCV reads, to say what a file that does not decode is.
-_IMAGE_SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'),
-                     (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'), (b'RIFF', 'WebP'))
-
-
-def _describe_undecodable(data: np.ndarray) -> str:
-    head = data[:24].tobytes()
-    fmt = next((name for sig, name in _IMAGE_SIGNATURES if head.startswith(sig)), None)
-    if fmt is not None:
-        return f'a corrupt {fmt} file'
-    text = all(32 <= b < 127 or b in b'\t\r\n' for b in head)
-    return f'not an image, it starts with {head!r}' + (
-        ' (text: an error page or a failed download saved under this name?)' if text else '')
-
-
 def decode_image_file(path: Path, data: np.ndarray, flags: int, what: str) -> np.ndarray:
     """Decode the bytes ``data`` of ``path`` with OpenCV (any format it reads, as the original's ``cv2.imread``).
 
@@ -107,22 +101,17 @@ def decode_image_file(path: Path, data: np.ndarray, flags: int, what: str) -> np
     marker (cut short: OpenCV would decode it partially), a BMP shorter than its header declares, or content
     that does not decode (saying which format it looks like, or that it is not an image).
     """
-    if data.size == 0:
-        raise DataFileError(f'{what} {path} is empty (0 bytes); restore the file from the dataset archive', 'empty')
-    head = data[:3].tobytes()
-    if head == _JPEG_SOI and data[-_JPEG_TAIL:].tobytes().rfind(_JPEG_EOI) < 0:
-        raise DataFileError(f'{what} {path} is truncated ({data.size} bytes, no JPEG end-of-image marker)',
-                            'truncated')
-    if head[:2] == b'BM' and data.size >= 6:
-        declared = int(data[2:6].view('<u4')[0])  # BMP header: total file size
-        if data.size < declared:
-            raise DataFileError(f'{what} {path} is truncated ({data.size} of {declared} bytes)', 'truncated')
+    problem = image_bytes_problem(data)
+    if problem is not None:
+        kind, detail = problem
+        advice = '; restore the file from the dataset archive' if kind == 'empty' else ''
+        raise DataFileError(f'{what} {path} {detail}{advice}', kind)
     try:
         decoded = cv2.imdecode(data, flags)
     except cv2.error:  # OpenCV asserts on some malformed headers instead of returning None
         decoded = None
     if decoded is None:
-        raise DataFileError(f'{what} {path} cannot be decoded: {_describe_undecodable(data)} ({data.size} bytes)',
+        raise DataFileError(f'{what} {path} cannot be decoded: {describe_undecodable(data)} ({data.size} bytes)',
                             'cannot be decoded')
     return decoded
 
@@ -231,13 +220,17 @@ class BaseDataset(Dataset):
                                 f'{self.image_size[0]}x{self.image_size[1]}; images are never resized, set '
                                 f'--image_size to the size on disk')
 
+    def image_path(self, img_id: str) -> Path:
+        """Where the image of ``img_id`` is: ``<data_root>/<img_dir>/<id>.jpg``."""
+        return self.img_dir / f'{img_id}.jpg'
+
     def read_image(self, img_id: str, contiguous: bool = False) -> np.ndarray:
         """``Img/img/<id>.jpg`` -> ``float32 [H, W, 3]`` RGB in [-1, 1] (OpenCV BGR -> RGB, /255, (x-0.5)/0.5).
 
         By default the array is a view of channel-first memory, so :func:`to_chw` passes it on without a
         copy; ``contiguous=True`` gives a C-contiguous array instead, which OpenCV warps read without a copy.
         """
-        path = self.img_dir / f'{img_id}.jpg'
+        path = self.image_path(img_id)
         img = decode_image_file(path, self._read_bytes(path, 'image'), cv2.IMREAD_COLOR, 'image')
         self._check_size(path, img, 'image')
         if contiguous:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,17 @@ DEFAULT_ATTR_LABEL_FILE = 'datasets/DF_Pose/Label/attr_label.pkl'
 # The authors' internal folder name DF_Pose is not what the dataset archive unpacks to.
 FALLBACK_ATTR_LABEL_FILE = 'datasets/deepfashion/Label/attr_label.pkl'
 RECALL_KS = (3, 5, 10, 20)
+
+
+@dataclass(frozen=True)
+class AttrRecSettings:
+    """AttrRec-k: the input pipeline (``Resize(rescale_size)`` then ``CenterCrop(crop_size)``), the number of
+    attributes, the k of the recalls; ground truth = the attributes of each pair's target."""
+    rescale_size: int = 256
+    crop_size: int = 224
+    n_attr: int = 347
+    ks: tuple[int, ...] = RECALL_KS
+    batch_size: int = 32
 
 
 # --------------------------------------------------------------------------------------------------

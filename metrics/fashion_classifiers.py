@@ -164,6 +164,20 @@ class ImageLabelDataset(Dataset):
 
 
 @torch.no_grad()
+def predict_arrays(model: nn.Module, images: Sequence[np.ndarray], transform: Callable,
+                   device: str | torch.device = 'cpu', activation: str = 'softmax') -> np.ndarray:
+    """Outputs ``float64 [N, C]`` of ``model`` (eval mode) for decoded images ``uint8 [H, W, 3]``, through the same
+    PIL pipeline ``transform`` as :func:`predict_images` applies to files (so a decoded file gives the same row)."""
+    if activation not in ('softmax', 'sigmoid', 'none'):
+        raise ValueError(f"unknown activation {activation!r}; valid: ['softmax', 'sigmoid', 'none']")
+    model.eval()
+    x = torch.stack([transform(Image.fromarray(np.ascontiguousarray(img))) for img in images]).to(device)
+    y = model(x).double()
+    y = {'softmax': lambda t: t.softmax(1), 'sigmoid': torch.sigmoid, 'none': lambda t: t}[activation](y)
+    return y.cpu().numpy()
+
+
+@torch.no_grad()
 def predict_images(model: nn.Module, paths: Sequence[Path], transform: Callable, batch_size: int = 32,
                    device: str | torch.device = 'cpu', activation: str = 'softmax', max_batches: int | None = None,
                    num_workers: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ score with 10 contiguous splits exactly as :func:`metrics.inception_score.incept
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -16,6 +17,17 @@ import torch.nn as nn
 from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_images
 from metrics.image_folder import list_images
 from metrics.inception_score import inception_score_from_probs
+
+
+@dataclass(frozen=True)
+class FashionISSettings:
+    """FashionIS: the input pipeline (``Resize(rescale_size)`` of the shorter side, PIL bilinear, then
+    ``CenterCrop(crop_size)``), the number of classes and of splits; images in sorted-name order, no shuffle."""
+    rescale_size: int = 331
+    crop_size: int = 299
+    n_class: int = 23
+    n_splits: int = 10
+    batch_size: int = 32
 
 
 def compute_fashion_is(test_dir: str | os.PathLike, *, exp_id: str = 'default',

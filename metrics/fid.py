@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,8 +24,39 @@ from metrics.image_folder import IMAGE_EXTS, apply_by_shape, image_ids, list_ima
 from metrics.inception_score import TorchFidelityInception
 
 REAL_SUBSETS = ('all', 'targets')
+FID_BACKENDS = ('torchvision_gfla', 'torch_fidelity')
+FID_REAL_SETS = ('train', 'targets')
 # Below this many images the 2048x2048 covariance is rank deficient and FID is biased upwards.
 FID_FEATURE_DIM = 2048
+
+
+@dataclass(frozen=True)
+class FIDSettings:
+    """Which FID.
+
+    Attributes:
+        backend: ``'torchvision_gfla'``: torchvision's ImageNet Inception-v3 (``inception_v3_google-*.pth``) with
+            the early pytorch-fid input mapping GFLA's script copied (:mod:`metrics.fid_torchvision`);
+            ``'torch_fidelity'``: torch-fidelity's port of the TF FID Inception (this module's :func:`compute_fid`).
+        real_set: ``'train'``: every training image (of the split file's ``train`` pairs, or of a folder given
+            as the real set), as GFLA ("the real data distributions are calculated over the whole training
+            set"); ``'targets'``: the target image of each evaluated pair.
+        batch_size: images per forward pass; matters only with ``drop_remainder``.
+        drop_remainder: use only the first ``(N // b) · b`` images of each set, ``b = min(batch_size, N)``, as
+            GFLA's script (its last incomplete batch is never run).
+    """
+    backend: str = 'torchvision_gfla'
+    real_set: str = 'train'
+    batch_size: int = 64
+    drop_remainder: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in FID_BACKENDS:
+            raise ValueError(f'FID backend {self.backend!r} is not one of {list(FID_BACKENDS)}')
+        if self.real_set not in FID_REAL_SETS:
+            raise ValueError(f'FID real_set {self.real_set!r} is not one of {list(FID_REAL_SETS)}')
+        if self.batch_size < 1:
+            raise ValueError(f'FID batch_size must be >= 1, got {self.batch_size}')
 
 
 def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,31 @@ BACKENDS = ('torch', 'tf')
 DEFAULT_POSE_FILE = 'datasets/market1501/Label/pose_label.pkl'
 # An image classifier for IS: uint8 [N, H, W, 3] RGB -> class probabilities float64 [N, C].
 ProbsFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ISSettings:
+    """Which inception score.
+
+    Attributes:
+        backend: ``'torch'`` (torch-fidelity's PyTorch port of the 2015-12-05 TF graph) or ``'tf'`` (the graph
+            itself, with TensorFlow).
+        n_splits: contiguous splits of the shuffled list (10).
+        seed: seed of the shuffle (``np.random.RandomState(seed)``); ``None`` is unseeded like the original, whose
+            number is therefore one draw among many; any fixed seed is an equally faithful draw that can be
+            repeated.
+        batch_size: images per forward pass (100 in the original; does not change the result).
+    """
+    backend: str = 'torch'
+    n_splits: int = 10
+    seed: int | None = 0
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f'IS backend {self.backend!r} is not one of {list(BACKENDS)}')
+        if self.n_splits < 1 or self.batch_size < 1:
+            raise ValueError(f'IS n_splits and batch_size must be >= 1, got {self.n_splits}, {self.batch_size}')
 
 
 # --------------------------------------------------------------------------------------------------

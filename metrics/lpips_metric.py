@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,37 @@ BACKBONE_WEIGHTS = {
 }
 TORCHVISION_URL = 'https://download.pytorch.org/models/'
 VERSIONS = ('0.0', '0.1')
+INPUT_RANGES = ('[-1,1]',)
+
+
+@dataclass(frozen=True)
+class LPIPSSettings:
+    """Which LPIPS.
+
+    Attributes:
+        net: backbone, ``'alex'`` (the reported standard), ``'vgg'`` or ``'squeeze'``.
+        version: linear-layer weights ``'0.1'`` (default of the package and of the 2019 PerceptualSimilarity
+            ``DistModel`` GFLA used) or ``'0.0'``.
+        input_range: ``'[-1,1]'``: RGB ``float32(v) / 127.5 - 1`` (GFLA; CFLD's ``normalize=True`` on [0, 1] is
+            the same mapping).
+        batch_size: pairs per forward pass; matters only with ``drop_remainder``.
+        drop_remainder: use only the first ``(N // b) · b`` pairs, ``b = min(batch_size, N)``, as GFLA's script.
+    """
+    net: str = 'alex'
+    version: str = '0.1'
+    input_range: str = '[-1,1]'
+    batch_size: int = 64
+    drop_remainder: bool = True
+
+    def __post_init__(self) -> None:
+        if self.net not in BACKBONE_WEIGHTS:
+            raise ValueError(f'LPIPS net {self.net!r} is not one of {list(BACKBONE_WEIGHTS)}')
+        if self.version not in VERSIONS:
+            raise ValueError(f'LPIPS version {self.version!r} is not one of {list(VERSIONS)}')
+        if self.input_range not in INPUT_RANGES:
+            raise ValueError(f'LPIPS input_range {self.input_range!r} is not one of {list(INPUT_RANGES)}')
+        if self.batch_size < 1:
+            raise ValueError(f'LPIPS batch_size must be >= 1, got {self.batch_size}')
 
 
 def find_backbone_weights(net: str, weights_path: str | os.PathLike | None = None) -> Path:
@@ -110,10 +142,31 @@ def build_lpips(net: str = 'alex', version: str = '0.1', backbone_weights: str |
     return model.to(device)
 
 
-def to_lpips_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+def to_lpips_input(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     """``uint8 [N, H, W, 3]`` -> ``float32 [N, 3, H, W]`` in [-1, 1] (the package's ``im2tensor`` scaling)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    x = images.to(device).permute(0, 3, 1, 2).float()
     return x / 127.5 - 1
+
+
+@torch.no_grad()
+def lpips_arrays(model: nn.Module, gen_uint8: torch.Tensor | np.ndarray, tgt_uint8: torch.Tensor | np.ndarray,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """LPIPS distance per pair, ``float64 [N]`` (CPU).
+
+    gen_uint8, tgt_uint8: ``uint8 [N, H, W, 3]``; mask: optional ``[N, 1, H, W]`` 0/1, multiplied into both images
+    after the scaling to [-1, 1] (GFLA's mask-LPIPS: the masked-out area becomes 0, mid-grey).
+    """
+    device = next(model.parameters()).device
+    x = to_lpips_input(gen_uint8, device)
+    y = to_lpips_input(tgt_uint8, device)
+    if x.shape != y.shape:
+        raise ValueError(f'LPIPS needs images of equal size, got {tuple(x.shape)} and {tuple(y.shape)}')
+    if mask is not None:
+        m = mask.to(device=device, dtype=x.dtype)
+        x, y = x * m, y * m
+    return model(x, y).flatten().double().cpu()
 
 
 def lpips_pairs(gen_dir: str | os.PathLike, real_dir: str | os.PathLike) -> list[tuple[Path, Path]]:

@@ -7,7 +7,9 @@ batch. The training loop (:mod:`training.loop`) only talks to a model through th
 * ``set_input(data)``: copy one collated batch (the dataset item dict, see ``docs/architecture.md``) to the
   model's device;
 * ``forward()``: compute ``self.output`` (no losses);
-* ``optimize_parameters(check_grad=False)``: one training iteration (forward, losses, backward, step);
+* ``optimize_parameters(check_grad=False)``: one training iteration (forward, losses, backward, step); every
+  optimizer step goes through :meth:`BaseModel.step_if_finite`, which raises :class:`NonFiniteLossError` instead of
+  applying a non-finite loss or gradient;
 * ``test(compute_loss=False)``: forward without gradients, optionally computing losses/metrics;
 * ``get_current_errors() -> dict[str, float]``: the losses/metrics of the last iteration;
 * ``get_current_visuals() -> dict[name, (tensor, kind)]``: panels for the visual grid;
@@ -36,6 +38,12 @@ INPUT_TENSOR_KEYS = ('img_1', 'img_2', 'joint_c_1', 'joint_c_2', 'joint_1', 'joi
 
 
 LR_POLICIES = ('step', 'plateau', 'lambda')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term or a gradient of a training iteration is NaN or infinite; that optimizer step was not taken
+    (its gradients are cleared). The message names the loss terms (or says that only the gradients are
+    non-finite); the training loop adds the step and applies ``--nan_policy``."""
 
 
 def step_learning_rate(base_lr: float, epoch: int, lr_decay: int, lr_gamma: float) -> float:
@@ -175,6 +183,33 @@ class BaseModel:
         return errors
 
     # ------------------------------------------------------------------------------------------------ gradients
+    def step_if_finite(self, optim_name: str, weighted_losses: dict[str, torch.Tensor]) -> None:
+        """Take optimizer ``optim_name``'s step, unless a loss term or a gradient is non-finite.
+
+        weighted_losses: the weighted terms that were back-propagated (scalar tensors; key ``k`` is logged as
+            ``loss_<k>``).
+        Raises :class:`NonFiniteLossError` (after clearing that optimizer's gradients, so neither the weights nor
+        the optimizer state change) when a term is NaN/inf, or when every term is finite but a gradient is not
+        (overflow in the backward pass). One device synchronisation per check; finite steps are unchanged.
+        """
+        optim = self.optimizers[optim_name]
+        names = list(weighted_losses)
+        values = torch.stack([weighted_losses[k].detach().float().reshape(()) for k in names])
+        problem = None
+        if not bool(torch.isfinite(values).all()):
+            bad = [f'loss_{k} = {float(v):g}' for k, v in zip(names, values.tolist()) if not math.isfinite(v)]
+            problem = f'non-finite weighted loss term(s) {", ".join(bad)}'
+        else:
+            grads = [p.grad for group in optim.param_groups for p in group['params'] if p.grad is not None]
+            if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+                terms = ', '.join(f'loss_{k} = {float(v):g}' for k, v in zip(names, values.tolist()))
+                problem = (f'non-finite gradient(s) for {optim_name} although every weighted loss term is finite '
+                           f'({terms})')
+        if problem is not None:
+            optim.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(problem)
+        optim.step()
+
     def backward_with_grad_check(self, weighted_losses: dict[str, torch.Tensor], net: nn.Module) -> dict[str, float]:
         """Back-propagate weighted losses one by one and record each one's gradient norm.
 

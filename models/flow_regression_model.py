@@ -125,15 +125,14 @@ class FlowRegressionModel(BaseModel):
     def optimize_parameters(self, check_grad: bool = False) -> None:
         self.netF.train()
         self.forward()
-        optim = self.optimizers['optim']
-        optim.zero_grad(set_to_none=True)
+        self.optimizers['optim'].zero_grad(set_to_none=True)
         weighted = self.compute_loss()
         self.meas = {}
         if check_grad:
             self.meas.update(self.backward_with_grad_check(weighted, self.netF))
         else:
             sum(weighted.values()).backward()
-        optim.step()
+        self.step_if_finite('optim', weighted)
 
     def test(self, compute_loss: bool = False) -> None:
         self.loss, self.meas = {}, {}

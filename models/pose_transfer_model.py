@@ -221,8 +221,9 @@ class PoseTransferModel(BaseModel):
             optim_D.zero_grad(set_to_none=True)
             loss_D = self.discriminator_loss()
             # The D gradients are scaled by the GAN weight, as in the original.
-            (loss_D * self.opt.loss_weight_gan).backward()
-            optim_D.step()
+            weighted_D = loss_D * self.opt.loss_weight_gan
+            weighted_D.backward()
+            self.step_if_finite('optim_D', {'D': weighted_D})
         optim = self.optimizers['optim']
         optim.zero_grad(set_to_none=True)
         weighted = self.compute_generator_loss()  # the GAN term sees the updated D
@@ -232,7 +233,7 @@ class PoseTransferModel(BaseModel):
                 weighted, self.netPW if self.netPW is not None else self.netG))
         else:
             sum(weighted.values()).backward()
-        optim.step()
+        self.step_if_finite('optim', weighted)
         if self.gan_active:
             self.loss['loss_D'] = loss_D.detach()
 

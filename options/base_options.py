@@ -1,14 +1,16 @@
 """Option machinery shared by the flow-regression and pose-transfer option sets.
 
-Every option set is a small argparse class. ``parse()`` works in four steps:
+Every option set is a small argparse class. ``parse()`` works in five steps and writes no file:
 
 1. peek ``--dataset_name`` with a minimal parser (``parse_known_args``);
 2. apply that dataset's preset (the option set's ``presets``) as parser *defaults*, after checking every preset key
    against the parser's options, so the command line can still override any preset value (the
    original forced the preset values over the command line);
-3. parse strictly (``parse_args``: an unknown or abbreviated option is an error);
+3. parse strictly (``parse_args``: an unknown or abbreviated option is an error), and once more with
+   every default suppressed to learn which options were typed (``opt.explicit_keys``);
 4. ``auto_set()`` derives ``is_train``, the ``gpu_ids`` list, ``device`` and the id prefix in one
-   place; the result is an :class:`Options` namespace in which assigning a non-existent key raises.
+   place; the result is an :class:`Options` namespace in which assigning a non-existent key raises;
+5. ``check_consistency()`` rejects combinations that cannot do what they say, or warns in one line.
 
 Modern options added to every set (all defaults keep the original behaviour):
 
@@ -26,7 +28,9 @@ Differences from the original, all deliberate:
   ``CUDA_VISIBLE_DEVICES`` is not modified (the original set it); the first listed GPU is used;
   when GPUs are requested but CUDA is unavailable, a warning is printed and ``gpu_ids`` becomes ``[]``;
 * ``merge_train_options`` keeps the test command line's ``id`` (so a renamed experiment folder still
-  addresses itself) and validates every merged value against the option's type and choices;
+  addresses itself), lets explicit data and run options of the test command line win over the saved
+  ones (the original silently used the saved ones), refuses a different explicit architecture value, and
+  validates every merged value against the option's type and choices;
 * options JSON is written with sorted keys.
 """
 from __future__ import annotations
@@ -78,6 +82,17 @@ ARCH_KEYS = (
     'input_type1', 'input_type2', 'image_size', 'joint_nc', 'seg_nc', 'joint_mode', 'joint_radius',
 )
 
+# --nan_policy: what a non-finite loss or gradient does to training.
+NAN_POLICIES = ('stop', 'skip')
+
+# Options a resumed run may change; they are applied and listed. The run only continues with other settings.
+RESUME_RUN_KEYS = ('n_epoch', 'n_epoch_decay', 'display_freq', 'test_epoch_freq', 'save_epoch_freq', 'vis_epoch_freq',
+                   'check_grad_freq', 'save_step_freq', 'n_vis', 'tensorboard', 'max_steps_per_epoch', 'val_batches',
+                   'nan_policy', 'data_root', 'vgg_weights', 'strict_seg')
+# Options that describe this start, not the training: always the command line's, never compared on resume.
+RESUME_CURRENT_KEYS = ('id', 'gpu_ids', 'device', 'is_train', 'checkpoints_dir', 'num_workers', 'resume_train',
+                       'resume_label', 'last_epoch', 'auto_resume', 'overwrite', 'check_data')
+
 # Run-time keys that always keep the test command line's value when training options are merged.
 # `id` is kept so a renamed experiment folder still addresses itself (the original took the id
 # stored in the file).
@@ -98,11 +113,13 @@ class Options(argparse.Namespace):
     a key on purpose. ``vars(opt)`` holds only options (the bookkeeping lives in slots).
     """
 
-    __slots__ = ('_frozen', '_option_set')
+    __slots__ = ('_frozen', '_option_set', '_explicit', '_command_line')
 
     def __init__(self, **kwargs: Any) -> None:
         object.__setattr__(self, '_frozen', False)
         object.__setattr__(self, '_option_set', None)
+        object.__setattr__(self, '_explicit', frozenset())
+        object.__setattr__(self, '_command_line', None)
         super().__init__(**kwargs)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -126,6 +143,19 @@ class Options(argparse.Namespace):
         hint = difflib.get_close_matches(name, keys, n=3)
         hint_txt = f' (did you mean {", ".join(hint)}?)' if hint else ''
         raise AttributeError(f'no option {name!r}{hint_txt}')
+
+    @property
+    def explicit_keys(self) -> frozenset[str]:
+        """Options typed on the command line (even when equal to the default); preset and default values are not.
+
+        Merging with saved options uses it: an explicit value is a request, a default is not.
+        """
+        return self._explicit
+
+    @property
+    def command_line(self) -> list[str]:
+        """The command that produced these options (``[script, *args]``), for the run records."""
+        return list(self._command_line) if self._command_line is not None else [sys.argv[0]]
 
     @property
     def expr_dir(self) -> Path:
@@ -286,9 +316,14 @@ def add_schedule_options(parser: argparse.ArgumentParser, *, lr: float, beta1: f
     """Resume, optimisation, schedule, logging and checkpoint options of both train sets; the defaults differ per
     stage (the original's values) and are passed in."""
     parser.add_argument('--resume_train', action='store_true',
-                        help='resume training (from --resume_label, else from epoch --last_epoch)')
+                        help="resume training from 'latest' (or --resume_label, or epoch --last_epoch when given). "
+                             'The saved options are used; architecture options cannot change; run options (epochs, '
+                             'frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches, nan_policy, '
+                             'data_root, vgg_weights, strict_seg, devices and workers) given on the command line are '
+                             'applied and listed; any other option that differs from the checkpoint is refused')
     parser.add_argument('--last_epoch', type=int, default=1,
-                        help='epoch to resume from (an integer-labelled checkpoint)')
+                        help='with --resume_train: epoch to resume from (an integer-labelled checkpoint, e.g. the '
+                             "original's <epoch>_net_*.pth files); only used when given")
     parser.add_argument('--lr', type=float, default=lr, help=f'{what} Adam learning rate')
     parser.add_argument('--beta1', type=float, default=beta1, help='Adam beta1')
     parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2')
@@ -377,26 +412,42 @@ class BaseOptions:
         parser.set_defaults(**copy.deepcopy(preset))
 
     def parse(self, args: list[str] | None = None, display: bool = True, save: bool = True) -> Options:
-        """Parse ``args`` (``sys.argv[1:]`` when None), apply presets and ``auto_set``.
+        """Parse ``args`` (``sys.argv[1:]`` when None), apply presets, ``auto_set`` and ``check_consistency``.
 
         display: print the options block (sorted ``key: value`` lines).
-        save: write ``<checkpoints_dir>/<id>/<opt_file_name>`` (train sets also ``order_line.txt``);
-            scripts keep the default, tests and library callers pass ``save=False``.
-        Returns the frozen :class:`Options` namespace (also stored as ``self.opt``).
+        save: accepted for compatibility and otherwise unused: parsing writes nothing. The option files are written
+            when a run starts, once it is known what the run is (``training.run_state.begin_run`` writes
+            ``train_opt.json`` or ``train_opt_resume<N>.json`` and appends to ``order_line.txt``; a test run writes
+            ``test_opt.json`` into its results folder).
+        Returns the frozen :class:`Options` namespace (also stored as ``self.opt``); ``opt.explicit_keys`` holds
+        the options typed on the command line and ``opt.command_line`` the command.
         """
+        del save
         parser = self.build_parser()
         self.apply_preset(parser, self._peek_dataset_name(parser, args))
         self.parser = parser
         opt = parser.parse_args(args, namespace=Options())
+        opt._explicit = self.explicit_keys(args)
+        opt._command_line = [sys.argv[0], *(sys.argv[1:] if args is None else args)]
         self.auto_set(opt)
+        self.check_consistency(opt)
         opt._option_set = type(self)
         opt.freeze()
         if display:
             print(format_options(opt))
-        if save:
-            self.save(opt, args)
         self.opt = opt
         return opt
+
+    def explicit_keys(self, args: list[str] | None) -> frozenset[str]:
+        """The option names (dests) that ``args`` sets explicitly.
+
+        A second parse in which every default is ``argparse.SUPPRESS``: only options present on the command line
+        reach the namespace, whatever their value (``--G_nf 32`` is explicit even though 32 is the default).
+        """
+        probe = self.build_parser()
+        for action in probe._actions:
+            action.default = argparse.SUPPRESS
+        return frozenset(vars(probe.parse_args(args)))
 
     def auto_set(self, opt: Options) -> None:
         """Derived values, computed here only: ``is_train``, ``gpu_ids`` list, ``device``, id prefix."""
@@ -413,14 +464,29 @@ class BaseOptions:
         if 'image_size' in vars(opt) and (len(opt.image_size) != 2 or min(opt.image_size) < 1):
             self.parser.error(f'--image_size takes two positive integers H W (got {opt.image_size})')
 
-    # ------------------------------------------------------------------ saving
-    def save(self, opt: Options, args: list[str] | None = None) -> None:
-        """Write the options JSON and, for train sets, ``order_line.txt`` (the command line)."""
-        exp_dir = opt.expr_dir
-        save_options(opt, exp_dir / self.opt_file_name)
-        if self.is_train:
-            argv = sys.argv if args is None else [sys.argv[0], *args]
-            (exp_dir / 'order_line.txt').write_text(' '.join(argv))
+    def check_consistency(self, opt: Options) -> None:
+        """Combinations of options that cannot do what they say: an error (``parser.error``) or a one-line warning
+        that says what happens instead. Option sets extend this; the base checks the GPU list."""
+        if 'n_epoch' in vars(opt) and opt.n_epoch < 1:
+            self.parser.error(f'--n_epoch must be >= 1 (got {opt.n_epoch}): with no epoch there is nothing to train')
+        if 'n_epoch_decay' in vars(opt) and opt.n_epoch_decay < 0:
+            self.parser.error(f'--n_epoch_decay must be >= 0 (got {opt.n_epoch_decay})')
+        if vars(opt).get('overwrite') and (vars(opt).get('resume_train') or vars(opt).get('auto_resume')):
+            self.parser.error('--overwrite deletes the experiment folder\'s contents and starts afresh; it cannot be '
+                              'combined with --resume_train or --auto_resume')
+        negative = [f'--{k} {v}' for k, v in sorted(vars(opt).items()) if k.startswith('loss_weight_') and v < 0]
+        if negative:
+            self.parser.error(f'loss weights must be >= 0: {", ".join(negative)}')
+        if len(opt.gpu_ids) > 1:
+            ids = ','.join(map(str, opt.gpu_ids))
+            warn_line(f'--gpu_ids {ids}: this process runs on {opt.device} only (one GPU per process); to train '
+                      f'on {len(opt.gpu_ids)} GPUs launch one process per GPU with torchrun '
+                      f'(torchrun --nproc_per_node {len(opt.gpu_ids)} scripts/<train script>.py ...)')
+
+
+def warn_line(text: str) -> None:
+    """A one-line warning on stderr, in the same form as the device resolver's."""
+    print(f'WARNING: {text}', file=sys.stderr)
 
 
 def _check_loaded_value(action: argparse.Action, key: str, value: Any, path: Path) -> None:
@@ -449,25 +515,39 @@ def _check_loaded_value(action: argparse.Action, key: str, value: Any, path: Pat
             raise bad(f'is not one of {list(action.choices)}')
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equality of an option value from the command line and one from JSON (tuples are lists there)."""
+    norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
 def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path | None = None,
-                        option_set: type[BaseOptions] | None = None) -> Options:
+                        option_set: type[BaseOptions] | None = None, announce: bool = True) -> Options:
     """Merge a saved ``train_opt.json`` into test options and return the merged copy.
 
-    For every key present in both the file and ``test_opt`` that is not preserved, the file's
-    value wins. Preserved keys (kept from the test command line) are the option set's
-    ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis, debug``, flow the
-    same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
-    seed, allow_corr_fallback, strict_seg`` (and pose ``bn_mode, pose_mask_transposed``), and for both test sets
-    where the test writes (``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``).
-    Keys only in the file (train-only options, removed options) are ignored and logged once at
-    debug level. Values are checked against the option's type and choices. Architecture keys
-    (``ARCH_KEYS``) missing from the file keep the current default with a ``UserWarning`` naming
-    them. Dataset path keys that are null (old Market files have ``fn_pose: null``) fall back to
-    the dataset preset.
+    Which value wins, key by key:
 
-    test_opt: namespace from a test option set's ``parse`` (not modified).
+    * preserved keys (the option set's ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis,
+      debug``, flow the same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
+      seed, allow_corr_fallback, strict_seg`` and pose ``bn_mode, pose_mask_transposed``; both test sets also
+      ``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``) always keep the test command line;
+    * architecture keys (``ARCH_KEYS``) come from the experiment; an explicit command-line value that differs is a
+      ``ValueError`` naming both values (the weights were trained with the saved one);
+    * every other key present in both: an explicit command-line value wins (``--data_root``, ``--dataset_name``,
+      ``--pretrained_flow_id``, ...) and all such overrides are announced in one printed line; otherwise the saved
+      value is used. An explicit ``--dataset_name`` that differs from the saved one also brings that dataset's preset
+      paths (``data_root``, ``img_dir``, ... unless given explicitly too).
+
+    Keys only in the file (train-only options, removed options) are ignored and logged once at debug level. Values
+    are checked against the option's type and choices. Architecture keys missing from the file keep the current
+    default with a ``UserWarning`` naming them. Dataset path keys that are null (old Market files have
+    ``fn_pose: null``) fall back to the dataset preset.
+
+    test_opt: namespace from a test option set's ``parse`` (not modified); a plain namespace counts as having no
+        explicit keys.
     train_opt_path: defaults to ``<checkpoints_dir>/<id>/train_opt.json``.
     option_set: the option-set class; defaults to the one that parsed ``test_opt``.
+    announce: print the line listing the command-line overrides (when there are any).
     """
     option_set = option_set or getattr(test_opt, '_option_set', None)
     if option_set is None:
@@ -480,6 +560,7 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
 
     opt = copy.deepcopy(test_opt) if isinstance(test_opt, Options) else Options(**vars(test_opt))
     opt._option_set = option_set
+    explicit = opt.explicit_keys
     actions = {a.dest: a for a in option_set().parser._actions if a.dest != 'help'}
     preserved = set(option_set.preserved_keys)
     current = vars(opt)
@@ -487,12 +568,31 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     unknown = sorted(k for k in saved if k not in current)
     if unknown:
         logger.debug('%s: ignoring keys that are not test options: %s', path, ', '.join(unknown))
+    conflicts: list[str] = []
+    overrides: dict[str, str] = {}
     for key, value in saved.items():
         if key not in current or key in preserved:
             continue
         if key in actions:
             _check_loaded_value(actions[key], key, value, path)
+        if key in explicit and not _same_value(current[key], value):
+            if key in ARCH_KEYS:
+                conflicts.append(f"--{key} {current[key]!r} differs from the experiment's {key} {value!r}")
+            else:
+                overrides[key] = f'{key}={current[key]!r} (saved {value!r})'
+            continue
         current[key] = value
+    if conflicts:
+        raise ValueError(f'{path}: ' + '; '.join(conflicts) + '. Architecture options come from the experiment '
+                         '(its weights were trained with them): drop them from the command line, or test another '
+                         '--id')
+
+    if 'dataset_name' in overrides:
+        followed = [k for k in DATA_PATH_KEYS if k in current and k not in explicit]
+        for key in followed:
+            current[key] = vars(test_opt)[key]
+        if followed:
+            overrides['dataset_name'] += ' with its preset paths'
 
     missing_arch = [k for k in ARCH_KEYS if k in current and k not in saved]
     for key in missing_arch:
@@ -504,4 +604,67 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
         if key in current and current[key] is None and preset.get(key) is not None:
             logger.info('%s: %s is null; using the %r preset value %r', path, key, opt.dataset_name, preset[key])
             current[key] = preset[key]
+    if overrides and announce:
+        print(f'options from the command line override {path}: {", ".join(overrides.values())}')
     return opt.freeze()
+
+
+def _cli_value(value: Any) -> str:
+    """A value as it is typed on the command line (lists space-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ' '.join(map(str, value))
+    return str(value)
+
+
+def merge_resume_options(opt: Options, saved: dict[str, Any], source: str | Path,
+                         label: str | int) -> tuple[Options, list[str]]:
+    """The options of a resumed run: the checkpoint's saved options, with the command line's run options applied.
+
+    Key by key (``saved``: the options the checkpoint was trained with; ``opt``: the parsed command line):
+
+    * ``RESUME_CURRENT_KEYS`` (id, devices, workers, folders, resume flags) describe this start: command line;
+    * keys not typed on the command line take the saved value (a resume continues the saved run: a schedule or
+      loss weight given at the first start need not be repeated, and today's defaults do not creep in);
+    * typed keys equal to the saved value change nothing;
+    * typed ``RESUME_RUN_KEYS`` (epochs, frequencies, n_vis, tensorboard, max_steps_per_epoch, val_batches,
+      nan_policy, data_root, vgg_weights, strict_seg) that differ are applied and returned as ``'key new (was old)'``;
+    * typed architecture keys (``ARCH_KEYS``) and every other typed key that differs (lr, batch size, loss weights,
+      betas, lr policy, seed, data options, ...) are refused with one ``ValueError`` listing them all.
+
+    Keys the checkpoint lacks (options added later) keep the command line's value. Saved values are checked against
+    the option's type and choices. Returns ``(merged options, changes)``; ``opt`` is not modified.
+    """
+    option_set = opt._option_set
+    actions = {a.dest: a for a in option_set().parser._actions if a.dest != 'help'} if option_set else {}
+    merged = copy.deepcopy(opt)
+    current = vars(merged)
+    explicit = opt.explicit_keys
+    changes: list[str] = []
+    arch: list[str] = []
+    fixed: list[str] = []
+    for key in list(current):
+        if key not in saved or key in RESUME_CURRENT_KEYS:
+            continue
+        value = saved[key]
+        if key in actions:
+            _check_loaded_value(actions[key], key, value, Path(source))
+        if key not in explicit or _same_value(current[key], value):
+            current[key] = value
+            continue
+        if key in RESUME_RUN_KEYS:
+            changes.append(f'{key} {_cli_value(current[key])} (was {_cli_value(value)})')
+        else:
+            (arch if key in ARCH_KEYS else fixed).append(
+                f'--{key} {_cli_value(current[key])} (checkpoint: {_cli_value(value)})')
+    if arch or fixed:
+        lines = [f'cannot resume from {str(label)!r} ({source}): the command line differs from the options the '
+                 f'checkpoint was trained with']
+        if arch:
+            lines.append(f'  architecture (always taken from the checkpoint): {", ".join(arch)}')
+        if fixed:
+            lines.append(f'  training settings (a resumed run keeps them): {", ".join(fixed)}')
+        lines.append('Drop these options to continue the saved run with its own settings, or start a new experiment '
+                     '(a new --id, or --overwrite to discard this one). Options a resume may change: '
+                     + ', '.join(f'--{k}' for k in RESUME_RUN_KEYS) + '.')
+        raise ValueError('\n'.join(lines))
+    return merged.freeze(), changes

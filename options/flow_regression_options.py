@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 from models.factory import FLOW_MODELS, FLOW_NETWORK_DEFAULTS
 from models.losses import FLOW_CRITERIA
-from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, TEST_OUTPUT_KEYS, BaseOptions,
-                                  add_data_options, add_schedule_options, add_test_output_options)
+from options.base_options import (BINARY, INIT_TYPES, NAN_POLICIES, NORM_TYPES, RUNTIME_KEYS, TEST_OUTPUT_KEYS,
+                                  BaseOptions, Options, add_data_options, add_schedule_options, add_test_output_options)
 
 # The flow network's architecture defaults are the models' own (the frozen-flow loader uses them for old files).
 _ARCH = FLOW_NETWORK_DEFAULTS
@@ -131,6 +131,16 @@ class TrainFlowRegressionOptions(BaseFlowRegressionOptions):
                             help='segmentation-sensitive flow loss weight')
         add_modern_train_options(parser)
 
+    def check_consistency(self, opt: Options) -> None:
+        super().check_consistency(opt)
+        weights = {'--loss_weight_flow': opt.loss_weight_flow, '--loss_weight_vis': opt.loss_weight_vis}
+        if opt.use_ss_flow_loss:
+            weights['--loss_weight_flow_ss'] = opt.loss_weight_flow_ss
+        if not any(weights.values()):
+            self.parser.error(f'{", ".join(weights)} are all 0 (the segmentation-sensitive loss '
+                              f'{"is" if opt.use_ss_flow_loss else "is off, --use_ss_flow_loss 0, and"} counted): '
+                              f'the flow loss would be 0, nothing to train')
+
 
 class TestFlowRegressionOptions(BaseFlowRegressionOptions):
     """Flow-regression test options."""
@@ -152,8 +162,17 @@ class TestFlowRegressionOptions(BaseFlowRegressionOptions):
 def add_modern_train_options(parser: argparse.ArgumentParser) -> None:
     """Modern training options shared by both train sets (defaults keep the original behaviour)."""
     parser.add_argument('--resume_label', type=str, default=None,
-                        help="[modern] with --resume_train, resume from this checkpoint label (e.g. 'latest') "
-                             "instead of --last_epoch")
+                        help="[modern] with --resume_train, resume from this checkpoint label (e.g. 'best', '5') "
+                             "instead of 'latest'")
+    parser.add_argument('--auto_resume', action='store_true',
+                        help="[modern] resume from 'latest' when the experiment has it, else start fresh (for "
+                             "job schedulers that restart the same command)")
+    parser.add_argument('--overwrite', action='store_true',
+                        help='[modern] start afresh in an experiment folder that holds checkpoints: its contents '
+                             'are deleted first (without it, such a start is refused)')
+    parser.add_argument('--nan_policy', type=str, default='stop', choices=list(NAN_POLICIES),
+                        help='[modern] a non-finite loss or gradient: stop (end training with a message naming the '
+                             'step and loss term; nothing is saved) or skip (skip that update, count and log it)')
     parser.add_argument('--save_step_freq', type=int, default=0,
                         help="[modern] when > 0, also save the 'latest' checkpoint every N steps")
     parser.add_argument('--tensorboard', type=int, default=1, choices=BINARY,

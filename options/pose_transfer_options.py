@@ -35,7 +35,7 @@ from models.factory import ACTIVATIONS, GAN_TYPES, GENERATOR_MODELS
 from models.networks import VIS_MODES
 from models.pose_transfer_model import BN_MODES
 from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, TEST_OUTPUT_KEYS, BaseOptions,
-                                  Options, add_data_options, add_schedule_options, add_test_output_options)
+                                  Options, add_data_options, add_schedule_options, add_test_output_options, warn_line)
 from options.flow_regression_options import add_modern_train_options
 
 POSE_ID_PREFIX = 'PoseTransfer_'
@@ -87,6 +87,9 @@ VGG_CONTENT_WEIGHTS: dict[str, list[float]] = {
 POSE_PRESERVED_KEYS = ('gpu_ids', 'is_train', 'batch_size', 'which_epoch', 'n_vis', 'debug', *RUNTIME_KEYS,
                        'bn_mode', 'pose_mask_transposed')
 
+# Options of the dual-path generator that the plain U-Net generator does not use.
+UNET_IGNORED_KEYS = ('G_feat_warp', 'G_vis_mode', 'G_n_warp_scale', 'G_no_end_norm')
+
 
 class BasePoseTransferOptions(BaseOptions):
     """Options shared by pose-transfer training and testing."""
@@ -129,7 +132,8 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--G_no_end_norm', type=int, default=0, choices=BINARY,
                             help='no norm at the end of the last bottleneck-side residual block')
         parser.add_argument('--G_pix_warp', type=int, default=0, choices=BINARY,
-                            help='pixel warping: train netPW to blend the output with the warped source')
+                            help='pixel warping: train netPW to blend the output with the warped source (training needs '
+                                 '--pretrained_G_id: the generator is frozen; dual_unet only)')
         parser.add_argument('--G_pix_warp_input_type', type=str, default='img_out_G+img_warp+vis_out+flow_out',
                             help="netPW input, '+'-joined tensor names")
         parser.add_argument('--G_pix_warp_detach', type=int, default=1, choices=BINARY,
@@ -165,6 +169,15 @@ class BasePoseTransferOptions(BaseOptions):
         parser.add_argument('--pose_mask_transposed', type=int, default=1, choices=BINARY,
                             help='[modern] 1: draw the masked-SSIM pose mask with (x, y) used as (row, col) '
                                  'like the original; 0: the geometrically correct mask')
+
+
+    def check_consistency(self, opt: Options) -> None:
+        super().check_consistency(opt)
+        ignored = [f'--{k}' for k in UNET_IGNORED_KEYS if k in opt.explicit_keys]
+        if opt.which_model_G == 'unet' and ignored:
+            warn_line(f'--which_model_G unet has no flow input: {", ".join(ignored)} '
+                      f'{"is" if len(ignored) == 1 else "are"} ignored (the generator sees '
+                      f'{opt.G_appearance_type}+{opt.G_pose_type} concatenated, no warped features)')
 
 
 class TrainPoseTransferOptions(BasePoseTransferOptions):
@@ -205,6 +218,21 @@ class TrainPoseTransferOptions(BasePoseTransferOptions):
         super().auto_set(opt)
         if opt.vgg_content_mode in VGG_CONTENT_WEIGHTS:
             opt.vgg_content_weights = list(VGG_CONTENT_WEIGHTS[opt.vgg_content_mode])
+
+    def check_consistency(self, opt: Options) -> None:
+        super().check_consistency(opt)
+        if opt.G_pix_warp and opt.which_model_G == 'unet':
+            self.parser.error('--which_model_G unet does not use the pixel-warping network: with --G_pix_warp 1 '
+                              'only netPW would be optimised and nothing would learn; use --which_model_G '
+                              'dual_unet (or --G_pix_warp 0)')
+        if opt.G_pix_warp and not opt.pretrained_G_id:
+            self.parser.error('--G_pix_warp 1 trains only the pixel-warping network on a frozen generator, so it '
+                              'needs the trained generator: add --pretrained_G_id <w/o-pixel-warping experiment> '
+                              '(and --pretrained_G_epoch); without it the generator would stay random')
+        weights = {'--loss_weight_l1': opt.loss_weight_l1, '--loss_weight_content': opt.loss_weight_content,
+                   '--loss_weight_style': opt.loss_weight_style, '--loss_weight_gan': opt.loss_weight_gan}
+        if not any(weights.values()):
+            self.parser.error(f'{", ".join(weights)} are all 0: the generator loss would be 0, nothing to train')
 
 
 class TestPoseTransferOptions(BasePoseTransferOptions):

@@ -3,7 +3,9 @@
 Floors, each importing only floors below it (and its own)::
 
     scripts/, benchmarks/   thin command lines
+    webapp/                 the web page (scripts/app.py) over the inference pipeline
     training/               the engine: loop, evaluation passes, checkpoint, logger
+    inference/              the pose-transfer pipeline on any photo (framing, detection, media I/O)
     options/                option sets
     models/                 models, networks, losses (may use data, metrics, util)
     data/                   datasets, loaders, the synthetic generator (util only)
@@ -40,9 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 # Top-level package -> the packages it may import (its own included). scripts/ and benchmarks/ share the top
 # floor; data/ and metrics/ are side by side above util/ and do not import each other.
 FLOORS: dict[str, frozenset[str]] = {
-    'scripts': frozenset({'scripts', 'benchmarks', 'training', 'options', 'models', 'data', 'metrics', 'util'}),
-    'benchmarks': frozenset({'scripts', 'benchmarks', 'training', 'options', 'models', 'data', 'metrics', 'util'}),
-    'training': frozenset({'training', 'options', 'models', 'data', 'metrics', 'util'}),
+    'scripts': frozenset({'scripts', 'benchmarks', 'webapp', 'training', 'inference', 'options', 'models', 'data',
+                          'metrics', 'util'}),
+    'benchmarks': frozenset({'scripts', 'benchmarks', 'webapp', 'training', 'inference', 'options', 'models', 'data',
+                             'metrics', 'util'}),
+    'webapp': frozenset({'webapp', 'training', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
+    'training': frozenset({'training', 'inference', 'options', 'models', 'data', 'metrics', 'util'}),
+    'inference': frozenset({'inference', 'options', 'models', 'data', 'metrics', 'util'}),
     'options': frozenset({'options', 'models', 'data', 'metrics', 'util'}),
     'models': frozenset({'models', 'data', 'metrics', 'util'}),
     'data': frozenset({'data', 'util'}),
@@ -78,6 +84,9 @@ FUNCTION_LOCAL_IMPORTS: dict[tuple[str, str, str], str] = {
     ('data', '__getattr__', 'data.data_loader'):
         'lazy re-export of create_dataset/make_dataloader: `import data.synthetic` (the generator CLI) must not '
         'import torch',
+    ('scripts.app', 'main', 'webapp.page'):
+        'the page imports gradio (requirements-app.txt): without it `--help` still works and the error says what to '
+        'install',
     ('data.synthetic', 'self_check', 'data.synthetic.check'):
         'the warp self-check needs torch; the generator (numpy/cv2 only) must not import it',
 }

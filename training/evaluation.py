@@ -2,7 +2,10 @@
 
 The pose-transfer test keeps the original's semantics by default: batch size from the test command line (8),
 split order, last partial batch kept, netG/netPW normalising with batch statistics, metrics averaged per batch and
-then over batches. Results are printed as the original's summary line and written as JSON.
+then over batches. Results are printed as the original's summary line and written as JSON. The pose-transfer test
+adds, on a second line and in the JSON, metrics of the person only (inside the target's ground-truth body mask) for
+the model and two references on the same pairs: the source returned unchanged, and the source warped with the
+ground-truth flow.
 
 Every test run writes into a fresh results folder, ``<--results_dir or the experiment folder>/test_<split>_<epoch>/``
 (:class:`ResultsFolder`)::
@@ -32,19 +35,23 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
+from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data.data_loader import create_dataset, make_dataloader
 from metrics.image_folder import RESULTS_IMAGES_DIR, RESULTS_OPTIONS_FILE, RESULTS_PARTIAL_SUFFIX
+from metrics.person_region import (flow_warp_reference, person_mask_from_seg, person_region_l1,
+                                   person_region_ssim)
 from metrics.psnr import PSNR
 from metrics.ssim import SSIM, to_uint8
 from models.base_model import BaseModel
 from models.flow_regression_model import FlowRegressionModel
 from models.pose_transfer_model import PoseTransferModel
 from options.base_options import Options, save_options
-from util.io import save_json
+from util.flow_util import warp_acc_flow
+from util.io import atomic_target, save_json
 from util.pose_util import get_pose_mask_batch
-from util.visualizer import save_visual_grid
+from util.visualizer import make_visual_grid, save_visual_grid
 
 
 def evaluate(model: BaseModel, loader: DataLoader, max_batches: int = 0, desc: str = 'eval',
@@ -214,6 +221,52 @@ class ResultsFolder:
             os.rename(self.work, self.final)
 
 
+# Person-region metrics of the pose-transfer test: the model, copy-source and the ground-truth-flow warp reference.
+PERSON_METRICS = ('person_SSIM', 'person_L1')
+PERSON_REFERENCES = ('copy_source', 'gt_flow_warp')
+
+
+def person_region_batch(img_out: torch.Tensor, data: dict[str, torch.Tensor]) -> tuple[dict[str, float], int]:
+    """Person-region SSIM/L1 of one test batch for the model output and the two references.
+
+    Args:
+        img_out: the model's ``[N, 3, H, W]`` output in [-1, 1].
+        data: the batch as the model holds it (``img_1``, ``img_2``, ``flow_2to1``, ``vis_2``,
+            ``seg_label_1``, ``seg_label_2``: ``[N, C, H, W]`` float tensors on the output's device).
+
+    Returns:
+        ``({name: batch mean}, n_excluded)`` with names ``person_SSIM``, ``person_L1`` and
+        ``<reference>_person_SSIM/L1`` for ``copy_source`` and ``gt_flow_warp``. Pairs whose source or target
+        segmentation has no body pixel have no person region (or no body colour to fill with); they are left
+        out of every value of the batch, so all values stay on the same pairs, and counted in ``n_excluded``.
+        An empty dict when no pair of the batch has both.
+    """
+    body_1 = person_mask_from_seg(data['seg_label_1'])
+    body_2 = person_mask_from_seg(data['seg_label_2'])
+    keep = (body_1.flatten(1).sum(1) > 0) & (body_2.flatten(1).sum(1) > 0)
+    n_excluded = int((~keep).sum())
+    if not bool(keep.any()):
+        return {}, n_excluded
+    img_1, img_2 = data['img_1'][keep], data['img_2'][keep]
+    reference = flow_warp_reference(img_1, data['flow_2to1'][keep], data['vis_2'][keep], data['seg_label_1'][keep],
+                                    data['seg_label_2'][keep], warp=warp_acc_flow)
+    images = {'': img_out[keep], 'copy_source_': img_1, 'gt_flow_warp_': reference}
+    mask = body_2[keep]
+    values = {}
+    for prefix, image in images.items():
+        values[f'{prefix}person_SSIM'] = float(person_region_ssim(image, img_2, mask).mean())
+        values[f'{prefix}person_L1'] = float(person_region_l1(image, img_2, mask).mean())
+    return values, n_excluded
+
+
+def _person_summary_line(opt: Options, person: dict[str, float]) -> str:
+    """The second summary line of the pose-transfer test: model, copy-source and ground-truth-flow warp."""
+    def values(prefix: str) -> str:
+        return '  '.join(f'{k}: {person[prefix + k]:.4f}' for k in PERSON_METRICS)
+    return (f'[model_id: {opt.id}  epoch: {opt.which_epoch}]  person region: {values("")}  |  copy source: '
+            f'{values("copy_source_")}  |  ground-truth flow warp: {values("gt_flow_warp_")}')
+
+
 def run_flow_test(opt: Options) -> dict[str, Any]:
     """Evaluate a flow regression model on the ``test`` split: EPE and losses, visual grid.
 
@@ -291,6 +344,9 @@ def _pose_test(opt: Options, results: ResultsFolder) -> dict[str, Any]:
     names = ['PSNR', 'SSIM'] + (['mask_SSIM'] if opt.masked else [])
     per_batch: dict[str, list[float]] = {k: [] for k in names}
     baseline: dict[str, list[float]] = {f'copy_source_{k}': [] for k in names}
+    person_names = [*PERSON_METRICS, *(f'{r}_{k}' for r in PERSON_REFERENCES for k in PERSON_METRICS)]
+    person_per_batch: dict[str, list[float]] = {k: [] for k in person_names}
+    n_person_excluded = 0
     psnr, ssim = PSNR(), SSIM()
     total_time, n_batches = 0.0, 0
     for data in tqdm(_test_loader(test_set, opt), desc='test', disable=None):
@@ -311,6 +367,10 @@ def _pose_test(opt: Options, results: ResultsFolder) -> dict[str, Any]:
             mask = get_pose_mask_batch(model.input['joint_c_2'].cpu(), tuple(img_2.shape[2:]),
                                        transposed=bool(opt.pose_mask_transposed)).to(img_2.device)
             baseline['copy_source_mask_SSIM'].append(ssim(img_1, img_2, mask=mask))
+        person, n_excluded = person_region_batch(model.output['img_out'], model.input)
+        n_person_excluded += n_excluded
+        for k, v in person.items():
+            person_per_batch[k].append(v)
         if opt.save_output:
             save_output_images(model.output['img_out'], model.input['id'], out_dir)
     if n_batches == 0:
@@ -320,10 +380,57 @@ def _pose_test(opt: Options, results: ResultsFolder) -> dict[str, Any]:
     metrics['sec_per_image'] = total_time / (bs * n_batches)
     line = _summary_line(opt, metrics)
     print(line)
-    result.update({'n_pairs': len(test_set), 'n_batches': n_batches, 'metrics': metrics,
-                   'baselines': {k: float(np.mean(v)) for k, v in baseline.items()},
+    baselines = {k: float(np.mean(v)) for k, v in baseline.items()}
+    person_line = None
+    if n_person_excluded:
+        print(f'person-region metrics: {n_person_excluded} of {len(test_set)} pairs left out (no body pixel in the '
+              f'source or target segmentation)')
+    if person_per_batch['person_SSIM']:
+        # Batch means averaged over batches, as the original's metrics.
+        person = {k: float(np.mean(np.asarray(v, dtype=np.float64))) for k, v in person_per_batch.items()}
+        metrics.update({k: person[k] for k in PERSON_METRICS})
+        baselines.update({k: person[k] for k in person_names if k not in PERSON_METRICS})
+        person_line = _person_summary_line(opt, person)
+        print(person_line)
+    result.update({'n_pairs': len(test_set), 'n_batches': n_batches, 'metrics': metrics, 'baselines': baselines,
+                   'person_region_excluded_pairs': n_person_excluded,
                    'output_dir': str(results.final_path(RESULTS_IMAGES_DIR)) if opt.save_output else None,
-                   'summary': line, 'options': opt.to_dict()})
+                   'summary': line,
+                   'person_region_summary': person_line, 'options': opt.to_dict()})
     save_json(result, results.work / RESULTS_METRICS_FILE, indent=2)
     result['json'] = str(results.final_path(RESULTS_METRICS_FILE))
     return result
+
+
+# Columns of the quick-start picture: source, target pose, output, target, predicted flow.
+PICTURE_PANELS = ('img_1', 'joint_2', 'img_out', 'img_tar', 'flow_out')
+
+
+def save_pose_picture(opt: Options, path: Path, n_pairs: int = 4,
+                      panels: tuple[str, ...] = PICTURE_PANELS) -> Path:
+    """A small picture of a pose-transfer model at work (the README's quick-start picture), written to ``path``.
+
+    One row per pair, one column per visual panel of the model (``panels``, names of
+    ``PoseTransferModel.get_current_visuals``). The ``n_pairs`` pairs are evenly spaced over ``opt.data_split`` (so
+    they show different identities) and go through the model as one batch, with the test pass's BatchNorm mode
+    (``opt.bn_mode``; in the default batch mode the generator normalises with the statistics of these pairs, so an
+    output can differ slightly from the same pair's in the test pass). Returns ``path``.
+    """
+    model = PoseTransferModel(opt)
+    dataset = create_dataset(opt, opt.data_split)
+    if not 1 <= n_pairs <= len(dataset):
+        raise ValueError(f'save_pose_picture: n_pairs must be 1..{len(dataset)} (the size of split '
+                         f'{opt.data_split!r}), got {n_pairs}')
+    indices = np.linspace(0, len(dataset) - 1, n_pairs).round().astype(int).tolist()
+    data = next(iter(make_dataloader(Subset(dataset, indices), n_pairs, num_workers=0)))
+    model.set_input(data)
+    model.test(compute_loss=False)
+    visuals = model.get_current_visuals()
+    unknown = [name for name in panels if name not in visuals]
+    if unknown:
+        raise ValueError(f'save_pose_picture: panels {unknown} are not visuals of this model; it has {list(visuals)}')
+    grid = make_visual_grid({name: visuals[name] for name in panels})
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        save_image(grid, tmp)  # the grid is already in [0, 1]
+    return path

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -15,6 +16,32 @@ def format_line(info: Mapping[str, object], values: Mapping[str, float]) -> str:
     head = '  '.join(f'{k}: {v}' for k, v in info.items())
     tail = '  '.join(f'{k}: {v:.4f}' for k, v in values.items())
     return f'[{head}]  {tail}' if tail else f'[{head}]'
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+class ProgressClock:
+    """Elapsed time, speed and ETA of a run, for log lines when the progress bar is off (no TTY: batch jobs, logs
+    redirected to a file).
+
+    Counts the training iterations run since this process started (``first_step`` is where it resumed) against
+    ``last_step``; the ETA is the remaining iterations at the average speed so far (validation and visualisation
+    time is in the average of later epochs, not predicted).
+    """
+
+    def __init__(self, first_step: int, last_step: int):
+        self.first_step, self.last_step = first_step, last_step
+        self.start = time.monotonic()
+
+    def fields(self, step: int) -> dict[str, str]:
+        elapsed = time.monotonic() - self.start
+        done = step - self.first_step
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _duration(max(self.last_step - step, 0) / rate) if rate > 0 else '?'
+        return {'elapsed': _duration(elapsed), 'it/s': f'{rate:.2f}', 'eta': eta}
 
 
 class TrainLogger:
@@ -42,8 +69,12 @@ class TrainLogger:
         self._file.flush()
 
     def log(self, info: Mapping[str, object], values: Mapping[str, float], *, step: int | None = None,
-            tag: str = 'train', echo: bool = True) -> str:
+            tag: str = 'train', echo: bool = True, progress: Mapping[str, str] | None = None) -> str:
+        """Write (and echo) one log line; ``progress`` (``ProgressClock.fields``) is appended as
+        ``  [elapsed: ...  it/s: ...  eta: ...]`` for runs without a progress bar."""
         line = format_line(info, values)
+        if progress:
+            line += '  [' + '  '.join(f'{k}: {v}' for k, v in progress.items()) + ']'
         self._write(line)
         if echo:
             tqdm.write(line, file=sys.stdout)  # keeps progress bars intact

@@ -6,6 +6,7 @@ visualises and saves. Everything that differs between the flow stage and the pos
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -17,10 +18,12 @@ from tqdm import tqdm
 
 from data.data_loader import create_dataset, make_dataloader
 from models import create_model
+from models.base_model import NonFiniteLossError
 from options.base_options import Options
 from training.checkpoint import TrainState, load_snapshot, save_snapshot
 from training.evaluation import evaluate, save_sample_grid
-from training.logger import TrainLogger
+from training.logger import ProgressClock, TrainLogger
+from training.run_state import RunStart, begin_run
 
 
 @dataclass
@@ -32,9 +35,12 @@ class TrainSpec:
 
 
 def improves(value: float, best: float | None, mode: str) -> bool:
-    """Whether ``value`` beats ``best`` (None: nothing yet) under ``mode`` (``'min'`` or ``'max'``)."""
+    """Whether ``value`` beats ``best`` (None: nothing yet) under ``mode`` (``'min'`` or ``'max'``); a NaN or
+    infinite value never does."""
     if mode not in ('min', 'max'):
         raise ValueError(f"unknown selection mode {mode!r}; valid: 'min', 'max'")
+    if not math.isfinite(value):
+        return False
     if best is None:
         return True
     return value < best if mode == 'min' else value > best
@@ -69,8 +75,29 @@ class EpochSampler(Sampler[int]):
         return max(self.n - self.start, 0)
 
 
+def _copy_buffers(model) -> dict[str, dict[str, torch.Tensor]]:
+    """Copies of every network's buffers (batch-norm running statistics), taken before a step that may be skipped."""
+    return {name: {k: b.detach().clone() for k, b in net.named_buffers()} for name, net in model.nets.items()}
+
+
+def _restore_buffers(model, buffers: dict[str, dict[str, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for name, net in model.nets.items():
+            for k, b in net.named_buffers():
+                b.copy_(buffers[name][k])
+
+
 def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
     """Train ``opt.dataset_type``'s model; returns a summary (best metric/epoch, last validation metrics)."""
+    run = begin_run(opt)  # fresh start or resume, options checked against the checkpoint, records written
+    try:
+        return _train(run, spec)
+    finally:
+        run.close()
+
+
+def _train(run: RunStart, spec: TrainSpec) -> dict[str, Any]:
+    opt = run.opt
     seed_everything(opt.seed)
     expr_dir = opt.expr_dir
 
@@ -90,13 +117,16 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
 
     # Resume.
     state = TrainState()
-    if opt.resume_train:
-        label = opt.resume_label if opt.resume_label else opt.last_epoch
+    if run.resume_label is not None:
+        label = run.resume_label
         state = load_snapshot(model, opt, label, steps_per_epoch)
         print(f'resumed from {expr_dir}/{label}: epoch {state.epoch} ({"done" if state.epoch_done else "in progress"}),'
               f' step {state.step}')
-    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=bool(opt.resume_train))
+    logger = TrainLogger(expr_dir, tensorboard=bool(opt.tensorboard), resume=run.resume_label is not None)
+    for line in run.log_lines:
+        logger.message(line)
     n_epochs = opt.n_epoch + opt.n_epoch_decay
+    clock = ProgressClock(first_step=state.step, last_step=n_epochs * steps_per_epoch)
     first_epoch = state.epoch + 1 if state.epoch_done else state.epoch
     last_metrics: dict[str, float] = {}
 
@@ -121,13 +151,31 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
             model.train_mode()
             model.set_input(data)
             check = opt.check_grad_freq > 0 and state.step % opt.check_grad_freq == 0
-            model.optimize_parameters(check_grad=check)
+            buffers = _copy_buffers(model) if opt.nan_policy == 'skip' else None
+            try:
+                model.optimize_parameters(check_grad=check)
+            except NonFiniteLossError as err:
+                where = f'step {state.step} (epoch {epoch}, iteration {state.batches_done}/{steps_per_epoch})'
+                if opt.nan_policy == 'stop':
+                    message = (f'{where}: {err}. Training stopped (--nan_policy stop); nothing was saved after '
+                               f"this step, the labels saved before ('latest', 'best', ...) are kept and finite. "
+                               f'Continue from \'latest\' with --resume_train --nan_policy skip to skip such '
+                               f'updates, or start a new --id with a lower --lr')
+                    logger.message(message)
+                    logger.close()
+                    raise NonFiniteLossError(message) from None
+                _restore_buffers(model, buffers)  # batch-norm statistics of the skipped batch are dropped too
+                state.skipped_steps += 1
+                logger.message(f'{where}: {err}: skipped this update (--nan_policy skip; {state.skipped_steps} '
+                               f'skipped so far)')
             bar.update(1)
             if state.step % opt.display_freq == 0:
                 info = {'id': opt.id, 'iter': state.step, 'epoch': epoch, 'lr': f'{model.current_learning_rate():g}'}
-                logger.log(info, model.get_current_errors(), step=state.step, tag='train')
+                logger.log(info, model.get_current_errors(), step=state.step, tag='train',
+                           progress=clock.fields(state.step) if bar.disable else None)
             if opt.save_step_freq > 0 and state.step % opt.save_step_freq == 0:
                 save_snapshot(model, opt, 'latest', state)
+            run.stop_if_requested(model, state)
         bar.close()
         state.epoch_done = True
 
@@ -138,7 +186,9 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
             logger.log({'id': opt.id, 'epoch': epoch, 'split': spec.val_split}, last_metrics, step=state.step,
                        tag='val')
             metric = last_metrics[spec.select_metric]
-            if improves(metric, state.best_metric, spec.select_mode):
+            if not math.isfinite(metric):
+                logger.message(f'validation {spec.select_metric} is {metric}: epoch {epoch} cannot become "best"')
+            elif improves(metric, state.best_metric, spec.select_mode):
                 state.best_metric, state.best_epoch = metric, epoch
                 save_snapshot(model, opt, 'best', state)
                 logger.message(f'best {spec.select_metric} {metric:.4f} at epoch {epoch}: saved label "best"')
@@ -159,6 +209,7 @@ def train(opt: Options, spec: TrainSpec) -> dict[str, Any]:
         if epoch % opt.save_epoch_freq == 0:
             save_snapshot(model, opt, epoch, state)
         save_snapshot(model, opt, 'latest', state)
+        run.stop_if_requested(model, state, saved=True)
 
     if state.best_epoch is not None:
         logger.message(f'best {spec.select_metric}: {state.best_metric:.4f} at epoch {state.best_epoch}')

@@ -133,7 +133,8 @@ def _draw_heatmaps_windowed(maps_khw: np.ndarray, kps: np.ndarray, present: np.n
         maps_khw[k, y:y + side_y, x:x + side_x] = window
 
 
-def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True) -> np.ndarray:
+def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True,
+                  norm_eps: float = 1e-8) -> np.ndarray:
     """Human-region mask from keypoints, used by masked SSIM and masked IS.
 
     Bands of half-width ``point_radius`` along the mask limbs, discs of radius ``point_radius``
@@ -148,6 +149,9 @@ def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, trans
         transposed: ``True`` (default) reproduces the original, which passed ``(x, y)`` to
             rasterisers that expect ``(row, col)``, i.e. x is used as the row. ``False`` draws the
             correct ``(row = y, col = x)`` mask.
+        norm_eps: added to both components of a limb's normal before its norm is taken (the original's
+            ``1e-8``; GFLA's mask for mask-LPIPS adds nothing, ``0``). It moves a band edge by at most
+            ~1e-8 px, so it changes a pixel only when a vertex lies that close to a pixel centre.
 
     Returns:
         ``np.bool_ [H, W]``.
@@ -166,8 +170,8 @@ def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, trans
         p_f, p_t = pts[f], pts[t]
         d = p_f - p_t
         n = np.array([-d[1], d[0]], dtype=pts.dtype)
-        # The 1e-8 is added to the components before the norm (original quirk, kept for exact pixels).
-        n = point_radius * n / np.linalg.norm(n + 1e-8)
+        # norm_eps is added to the components before the norm (original quirk, kept for exact pixels).
+        n = point_radius * n / np.linalg.norm(n + norm_eps)
         vertices = np.stack([p_f + n, p_f - n, p_t - n, p_t + n])
         rr, cc = polygon(vertices[:, 0], vertices[:, 1], shape=(height, width))
         mask[rr, cc] = True
@@ -182,7 +186,7 @@ def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, trans
 
 
 def get_pose_mask_batch(kps, img_size: tuple[int, int], point_radius: float = 4,
-                        transposed: bool = True) -> torch.Tensor:
+                        transposed: bool = True, norm_eps: float = 1e-8) -> torch.Tensor:
     """Batched :func:`get_pose_mask`.
 
     Args:
@@ -202,7 +206,7 @@ def get_pose_mask_batch(kps, img_size: tuple[int, int], point_radius: float = 4,
     height, width = (int(v) for v in img_size)
     masks = np.zeros((kps.shape[0], 1, height, width), dtype=np.float32)
     for i, sample in enumerate(kps):
-        masks[i, 0] = get_pose_mask(sample, (height, width), point_radius, transposed)
+        masks[i, 0] = get_pose_mask(sample, (height, width), point_radius, transposed, norm_eps)
     return torch.from_numpy(masks).to(device)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 from torchvision.utils import make_grid, save_image
 
@@ -29,6 +31,11 @@ VIS_COLORS = ((0, 255, 0), (255, 0, 0), (0, 0, 255))
 PANEL_KINDS = ('rgb', 'seg', 'pose', 'flow', 'vis', 'softmask')
 GRID_PADDING = 2
 ITEM_LIST_NAME = 'vis_item_list.txt'
+# Height of the band of column titles above a saved grid: a whole number of JPEG blocks (16 px covers the 2x2
+# chroma-subsampled 16x16 blocks), so the grid below it compresses exactly as it would without the band.
+TITLE_BAND_HEIGHT = 16
+_TITLE_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_TITLE_SCALE, _TITLE_MIN_SCALE = 0.4, 0.25
 
 
 def _uint8_to_unit(img: torch.Tensor) -> torch.Tensor:
@@ -129,15 +136,48 @@ def make_visual_grid(rows: dict[str, tuple[torch.Tensor, str]]) -> torch.Tensor:
     return make_grid(grid, nrow=num_panels, padding=GRID_PADDING, normalize=True)
 
 
-def save_visual_grid(path: str | os.PathLike, rows: dict[str, tuple[torch.Tensor, str]]) -> Path:
+def _title_cell(text: str, width: int) -> np.ndarray:
+    """``[TITLE_BAND_HEIGHT, width]`` uint8: ``text`` in white on black, centred; shrunk (down to a minimum
+    size) and then cut (ending in ``~``) so that it fits ``width``."""
+    cell = np.zeros((TITLE_BAND_HEIGHT, width), np.uint8)
+    scale = _TITLE_SCALE
+    (tw, _), _ = cv2.getTextSize(text, _TITLE_FONT, scale, 1)
+    if tw > width - 2:
+        scale = max(_TITLE_MIN_SCALE, scale * (width - 2) / tw)
+        (tw, _), _ = cv2.getTextSize(text, _TITLE_FONT, scale, 1)
+    while tw > width - 2 and len(text) > 1:
+        text = text[:-2] + '~' if len(text) > 2 else text[:1]
+        (tw, _), _ = cv2.getTextSize(text, _TITLE_FONT, scale, 1)
+    (tw, th), _ = cv2.getTextSize(text, _TITLE_FONT, scale, 1)
+    cv2.putText(cell, text, (max((width - tw) // 2, 0), (TITLE_BAND_HEIGHT + th) // 2), _TITLE_FONT, scale, 255, 1,
+                cv2.LINE_AA)
+    return cell
+
+
+def _title_band(names: list[str], panel_width: int, grid_width: int) -> torch.Tensor:
+    """``[3, TITLE_BAND_HEIGHT, grid_width]`` float in [0, 1]: each name above its column of the grid."""
+    band = np.zeros((TITLE_BAND_HEIGHT, grid_width), np.uint8)
+    for p, name in enumerate(names):
+        left = GRID_PADDING + p * (panel_width + GRID_PADDING)
+        band[:, left:left + panel_width] = _title_cell(name, panel_width)
+    return torch.from_numpy(band).float().div(255).expand(3, -1, -1)
+
+
+def save_visual_grid(path: str | os.PathLike, rows: dict[str, tuple[torch.Tensor, str]],
+                     titles: bool = True) -> Path:
     """Write the visual grid to ``path`` and the panel names to ``vis_item_list.txt`` beside it.
 
     Same grid as :func:`make_visual_grid` (torchvision ``save_image`` with ``nrow`` = number of panels,
-    padding 2, min-max normalisation over the whole grid). The image format follows the file
-    extension (e.g. ``.jpg``); folders are created and both files are written atomically.
+    padding 2, min-max normalisation over the whole grid). With ``titles`` (default) a black band of
+    ``TITLE_BAND_HEIGHT`` pixels above the grid names each column (the original's grids have no titles; below the
+    band the image is the original's grid, also for JPEG); ``titles=False`` writes the original's layout. The image
+    format follows the file extension (e.g. ``.jpg``); folders are created and both files are written atomically.
     """
     path = Path(path)
     grid = make_visual_grid(rows)
+    if titles:
+        panel_width = next(iter(rows.values()))[0].shape[-1]
+        grid = torch.cat([_title_band(list(rows), panel_width, grid.shape[-1]), grid], dim=1)
     with atomic_target(path) as tmp:
         # The grid is already normalised to [0, 1]; save_image only converts to 8 bits.
         save_image(grid, tmp)

@@ -71,6 +71,21 @@ def alexnet_weights(tmp_path_factory) -> Path:
     return _cached(tmp_path_factory, 'alexnet-owt-7be5be79.pth', make)
 
 
+def torchvision_inception_weights(tmp_path_factory, legacy: bool = False) -> Path:
+    """A random torchvision Inception-v3 ImageNet state_dict (format of inception_v3_google-0cc3c7bd.pth; with
+    ``legacy`` as the older inception_v3_google-1a9a5a14.pth: no ``num_batches_tracked``, legacy pickle)."""
+    def make(path: Path) -> None:
+        import torchvision
+        net = torchvision.models.Inception3(num_classes=1000, aux_logits=True, init_weights=False)
+        state = kaiming_(net, seed=3).state_dict()
+        if legacy:
+            state = {k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}
+        torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+
+    name = 'inception_v3_google-1a9a5a14.pth' if legacy else 'inception_v3_google-0cc3c7bd.pth'
+    return _cached(tmp_path_factory, name, make)
+
+
 def classifier_weights(tmp_path_factory, kind: str) -> Path:
     """A random released-format classifier checkpoint: torchvision keys, no ``num_batches_tracked``
     (PyTorch 0.4.0), as ``best.pth``."""

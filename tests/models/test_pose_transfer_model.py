@@ -88,7 +88,11 @@ def test_without_the_flow_network_the_ground_truth_flow_is_used(checkpoints):
 
 
 def test_pixel_warping_blends_the_warped_source_and_the_generator_output(checkpoints):
-    model = build(checkpoints, '--G_pix_warp', '1')
+    # Pixel warping trains netPW on a frozen, pretrained generator (--pretrained_G_id is required): save one.
+    generator = checkpoints / 'PoseTransfer_frozenG'
+    generator.mkdir(exist_ok=True)
+    torch.save(build(checkpoints, seed=1).netG.state_dict(), generator / 'best_net_netG.pth')
+    model = build(checkpoints, '--G_pix_warp', '1', '--pretrained_G_id', 'frozenG')
     model.forward()
     out, inp = model.output, model.input
     m = out['pix_mask']

@@ -399,11 +399,11 @@ def test_help_shows_preset_defaults(capsys):
 
 # ------------------------------------------------------------------------------------------- saving
 
-def test_train_parse_saves_json_and_order_line(tmp_path, monkeypatch):
-    monkeypatch.setattr('sys.argv', ['scripts/train_pose_transfer_model.py'])
+def test_save_options_writes_one_key_per_line(tmp_path):
     args = ['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--id', 'p1', '--dataset_name', 'market']
     opt = TrainPoseTransferOptions().parse(args, display=False)
     exp = tmp_path / 'PoseTransfer_p1'
+    save_options(opt, exp / 'train_opt.json')
     text = (exp / 'train_opt.json').read_text()
     lines = text.strip().splitlines()
     assert lines[0] == '{' and lines[-1] == '}'
@@ -416,16 +416,16 @@ def test_train_parse_saves_json_and_order_line(tmp_path, monkeypatch):
     saved = json.loads(text)
     assert 'device' not in saved
     assert saved == {k: v for k, v in vars(opt).items() if k != 'device'}
-    assert (exp / 'order_line.txt').read_text() == 'scripts/train_pose_transfer_model.py ' + ' '.join(args)
-    assert not (exp / 'test_opt.json').exists()
 
 
-def test_test_parse_saves_test_opt_only(tmp_path):
-    TestFlowRegressionOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--id', 'f'],
-                                      display=False)
-    exp = tmp_path / 'FlowReg_f'
-    assert json.loads((exp / 'test_opt.json').read_text())['which_epoch'] == 'best'
-    assert sorted(p.name for p in exp.iterdir()) == ['test_opt.json']
+@pytest.mark.parametrize('cls', ALL_SETS)
+def test_parsing_writes_nothing(cls, tmp_path, monkeypatch):
+    """Option files are written when a run starts (a resume must not rewrite the first run's train_opt.json, a
+    typo'd test id must not create a folder)."""
+    monkeypatch.setattr('sys.argv', ['scripts/x.py'])
+    opt = cls().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--id', 'f'], display=False)
+    assert list(tmp_path.iterdir()) == []
+    assert opt.command_line == ['scripts/x.py', '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--id', 'f']
 
 
 def test_save_false_writes_nothing(tmp_path):
@@ -443,7 +443,8 @@ def test_save_options_rejects_unserialisable_values(tmp_path):
 # ------------------------------------------------------------------------------------------- merging
 
 def write_train_options(tmp_path: Path, cls, *args) -> Path:
-    cls().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), *args], display=False)
+    opt = cls().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), *args], display=False)
+    save_options(opt, opt.expr_dir / 'train_opt.json')
     return tmp_path
 
 

@@ -4,9 +4,11 @@ The torch hub directory is redirected to an empty temporary folder in every test
 whether the machine running the tests has ``vgg19-dcbb9e9d.pth`` in its own cache.
 """
 import json
+import re
 
 import pytest
 import torch
+from PIL import Image
 
 import demo
 from models.losses import VGG19_WEIGHTS_FILE, random_vgg19_features
@@ -50,6 +52,24 @@ def test_demo_runs_the_whole_pipeline_without_vgg(tmp_path, empty_hub, capsys):
     results = tmp_path / 'ckpt' / 'PoseTransfer_demo_5' / 'test_test_best'
     assert result['results_dir'] == str(results) and f'results:      {results}' in out
     assert result['json'] == str(results / 'metrics.json') and any((results / 'images').glob('*.jpg'))
+    # Both modules are tested; the closing summary reads the person-region metrics against both references.
+    assert 'test the flow regression module on the demo test split' in out
+    assert result['flow_metrics']['zero_flow_EPE'] > 0
+    assert re.search(r'person SSIM: the model closes -?\d+% of the gap from copy-source to the ground-truth-flow '
+                     r'warp', out), out
+    assert re.search(r'flow module: EPE \d+\.\d{3} = \d+% of the zero-flow EPE', out), out
+    for name in ('full model:', 'copy source:', 'ground-truth flow warp:'):
+        assert name in out
+    # The README picture: one row per pair (2 in the tiny profile), five panels per row (128x64 images, 2 px padding).
+    picture = tmp_path / 'ckpt' / 'PoseTransfer_demo_5' / 'quickstart.jpg'
+    assert result['picture'] == str(picture) and f'picture:      {picture}' in out
+    assert Image.open(picture).size == (5 * 66 + 2, 2 * 130 + 2)
+    # The time of each step, and their total.
+    assert list(result['stage_seconds']) == ['generate the dataset', 'train the flow module', 'test the flow module',
+                                             'train the generator (4)', 'fine-tune pixel warping (5)',
+                                             'test the full model', 'picture']
+    for stage in [*result['stage_seconds'], 'total']:
+        assert re.search(rf'  {re.escape(stage)} +\d+\.\d s', out), stage
 
 
 @pytest.mark.parametrize('where', ['--vgg_weights', 'hub cache'])
@@ -67,14 +87,23 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
                    'baselines': {'copy_source_SSIM': 0.4, 'copy_source_mask_SSIM': 0.4, 'copy_source_PSNR': 9.0},
                    'results_dir': 'r', 'json': 'r/metrics.json', 'visual_grid': 'r/vis.jpg', 'output_dir': 'r/images'}
 
+    fake_flow = {'metrics': {'EPE': 1.0, 'zero_flow_EPE': 4.0}}
+    fake_result['metrics'].update(person_SSIM=0.6, person_L1=30.0)
+    fake_result['baselines'].update(copy_source_person_SSIM=0.4, copy_source_person_L1=80.0,
+                                    gt_flow_warp_person_SSIM=0.8, gt_flow_warp_person_L1=20.0)
+
     def record(step, module, argv):
         calls.append((module.__name__, argv))
-        return fake_result if module is demo.test_pose_transfer else 0
+        return {demo.test_pose_transfer: fake_result, demo.test_flow_regression_module: fake_flow}.get(module, 0)
 
     monkeypatch.setattr(demo, 'run', record)
+    monkeypatch.setattr(demo, 'write_picture', lambda argv, n: tmp_path / 'picture.jpg')
     demo.main(['--tiny', '--checkpoints_dir', str(tmp_path / 'ckpt'), '--data_root', str(tmp_path / 'demo'),
                '--num_workers', '0', *extra])
-    assert 'VGG19 ImageNet weights found: the perceptual (content) loss is on' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'VGG19 ImageNet weights found: the perceptual (content) loss is on' in out
+    # The closing summary's arithmetic: (0.6 - 0.4) / (0.8 - 0.4) of the gap; EPE 1 of 4.
+    assert 'the model closes 50% of the gap' in out and 'EPE 1.000 = 25% of the zero-flow EPE 4.000' in out
     pose_runs = [argv for name, argv in calls if name == 'train_pose_transfer_model']
     assert len(pose_runs) == 2
     test_runs = [argv for name, argv in calls if name == 'test_pose_transfer']

@@ -173,3 +173,18 @@ def test_crash_mid_epoch_loses_only_the_work_since_the_last_save(demo_root, tmp_
     summary = train_flow_regression_module.main(args + ['--resume_train', '--resume_label', 'latest'])
     assert summary['epoch'] == 2 and summary['step'] == 4  # the remaining batch of epoch 2, not a whole epoch
     assert _adam_steps(safe_torch_load(exp / 'latest_checkpoint.pth')) == {4}
+
+
+def test_test_script_uses_the_data_root_of_the_command_line(flow_checkpoints, tmp_path):
+    """The saved train_opt.json used to override --data_root silently, so this tested on the saved data, exit 0."""
+    missing = tmp_path / 'nonexistent'
+    with pytest.raises(FileNotFoundError, match=f'dataset root {missing}'):
+        test_flow_regression_module.main(['--id', 'tiny', '--gpu_ids', '-1', '--checkpoints_dir',
+                                          str(flow_checkpoints), '--num_workers', '0', '--data_root', str(missing),
+                                          '--results_dir', str(tmp_path / 'results')])
+
+
+def test_test_script_refuses_a_different_architecture(flow_checkpoints):
+    with pytest.raises(ValueError, match="--nf 16 differs from the experiment's nf 8"):
+        test_flow_regression_module.main(['--id', 'tiny', '--gpu_ids', '-1', '--checkpoints_dir',
+                                          str(flow_checkpoints), '--num_workers', '0', '--nf', '16'])

@@ -128,8 +128,20 @@ def test_test_script_outputs(demo_root, trained_no_pix_warp, capsys):
     assert (result['results_dir'], result['output_dir'], result['json']) == (
         str(results), str(results / 'images'), str(results / 'metrics.json'))
     saved = json.loads((results / 'metrics.json').read_text())
-    assert set(saved['metrics']) == {'PSNR', 'SSIM', 'mask_SSIM', 'sec_per_image'}
-    assert set(saved['baselines']) == {'copy_source_PSNR', 'copy_source_SSIM', 'copy_source_mask_SSIM'}
+    assert set(saved['metrics']) == {'PSNR', 'SSIM', 'mask_SSIM', 'sec_per_image', 'person_SSIM', 'person_L1'}
+    assert set(saved['baselines']) == {'copy_source_PSNR', 'copy_source_SSIM', 'copy_source_mask_SSIM',
+                                       'copy_source_person_SSIM', 'copy_source_person_L1',
+                                       'gt_flow_warp_person_SSIM', 'gt_flow_warp_person_L1'}
+    # Person-region metrics on a second line, model then the two references on the same pairs.
+    number = r'-?\d+\.\d{4}'
+    assert re.search(rf'\[model_id: PoseTransfer_tiny4  epoch: best\]  person region: person_SSIM: {number}  '
+                     rf'person_L1: {number}  \|  copy source: person_SSIM: {number}  person_L1: {number}  \|  '
+                     rf'ground-truth flow warp: person_SSIM: {number}  person_L1: {number}', out), out
+    assert saved['person_region_excluded_pairs'] == 0 and saved['person_region_summary'] in out
+    b = saved['baselines']
+    # Exact ground truth: a perfect flow alone beats copying the source on the person.
+    assert b['gt_flow_warp_person_SSIM'] > b['copy_source_person_SSIM']
+    assert b['gt_flow_warp_person_L1'] < b['copy_source_person_L1']
     assert 0 < saved['metrics']['SSIM'] < 1 and saved['visual_grid'] == str(results / 'vis.jpg')
     assert sorted(p.name for p in results.iterdir()) == ['images', 'metrics.json', 'test_opt.json', 'vis.jpg',
                                                          'vis_item_list.txt']

@@ -14,10 +14,14 @@ import torch
 
 import test_pose_transfer
 from data.synthetic import DemoConfig, generate_demo_dataset
+from inference.pipeline import PoseTransferPipeline
 from models.factory import define_flow_network, define_generator, define_pixel_warping_network
 from options.base_options import merge_train_options
 from options.flow_regression_options import TrainFlowRegressionOptions
 from options.pose_transfer_options import TestPoseTransferOptions, TrainPoseTransferOptions
+from util.framing import framing_params
+
+from tests.inference.helpers import rotate_arms, skeleton, synthetic_photo
 
 # Options this project added; the authors' files do not have them.
 MODERN_KEYS = {'checkpoints_dir', 'num_workers', 'seed', 'save_step_freq', 'tensorboard', 'max_steps_per_epoch',
@@ -52,7 +56,8 @@ def build_released(ckpt, data_root, dataset_name, flow_id, flow_model, pix_warp:
     pose_opt = TrainPoseTransferOptions().parse(
         ['--id', pose_id, '--dataset_name', dataset_name, '--which_model_G', 'dual_unet', '--G_feat_warp', '1',
          '--G_vis_mode', 'residual', '--G_pix_warp', str(int(pix_warp)), '--pretrained_flow_id', flow_id,
-         '--gpu_ids', '-1'], display=False, save=False)
+         *(['--pretrained_G_id', pose_id.replace('.5', '.4')] if pix_warp else []), '--gpu_ids', '-1'],
+        display=False, save=False)
     extra = {'data_root': str(data_root), **DEMO_PATHS}
     if dataset_name == 'market':
         extra.update(fn_pose=None, G_n_scales=5)  # the original's typo left fn_pose null; unused extra key
@@ -99,3 +104,26 @@ def test_released_folder_tests_like_ours(size, demo_root, df_root, tmp_path, cap
             assert torch.equal(live[key], value), (name, key)
     assert model.netF.training is False
     assert model.netG.training is True  # original test-time semantics: batch-statistics BatchNorm
+
+
+@pytest.mark.parametrize('size', ['market', 'deepfashion'])
+def test_released_folder_reposes_a_photo(size, demo_root, df_root, tmp_path):
+    """The inference pipeline loads a released-layout folder (its flow folder beside it) with eval-mode BatchNorm
+    and reposes a photo it frames itself at the model's size."""
+    if size == 'market':
+        pose_id, files = build_released(tmp_path, demo_root, 'market', 'Flow3d_m1.0.0', 'unet_v2', pix_warp=True)
+    else:
+        pose_id, files = build_released(tmp_path, df_root, 'deepfashion', 'FlowReg_0.1', 'unet', pix_warp=True)
+    pipe = PoseTransferPipeline.from_pretrained(tmp_path / pose_id, device='cpu')
+    height, width = (128, 64) if size == 'market' else (256, 256)
+    assert pipe.image_size == (height, width) and pipe.which_epoch == 'best' and pipe.bn_mode == 'running'
+    assert pipe.framing == framing_params(size)
+    assert not pipe.model.netG.training and not pipe.model.netPW.training
+    for name, saved in files.items():
+        live = getattr(pipe.model, name).state_dict()
+        assert all(torch.equal(live[key], value) for key, value in saved.items()), name
+    pose = skeleton(200, 60, 1.5)
+    photo = synthetic_photo(pose, 360, 480)
+    result = pipe(photo, rotate_arms(pose, 50), source_keypoints=pose, return_intermediates=True, paste_back=True)
+    assert result.image.shape == (height, width, 3) and result.pasted.shape == photo.shape
+    assert result.intermediates.flow.shape == (height, width, 2)

@@ -5,7 +5,8 @@ from PIL import Image
 
 from util.flow_util import flow_to_rgb
 from util.pose_util import JOINT_COLORS, kp_to_map
-from util.visualizer import (PANEL_KINDS, SEG_COLORS, make_visual_grid, render_panel, save_visual_grid)
+from util.visualizer import (PANEL_KINDS, SEG_COLORS, TITLE_BAND_HEIGHT, make_visual_grid, render_panel,
+                             save_visual_grid)
 
 H, W = 16, 8
 
@@ -105,7 +106,7 @@ def test_save_visual_grid(tmp_path):
         'mask': (torch.ones(n, 1, H, W), 'softmask'),         # white
         'vis_out': (torch.full((n, 1, H, W), 1.0), 'vis'),    # red
     }
-    path = save_visual_grid(tmp_path / 'vis' / 'latest.png', rows)
+    path = save_visual_grid(tmp_path / 'vis' / 'latest.png', rows, titles=False)  # the original's layout
     assert path == tmp_path / 'vis' / 'latest.png'
     img = np.asarray(Image.open(path))
     assert img.shape == (n * (H + 2) + 2, 3 * (W + 2) + 2, 3)
@@ -118,9 +119,46 @@ def test_save_visual_grid(tmp_path):
     assert sorted(p.name for p in (tmp_path / 'vis').iterdir()) == ['latest.png', 'vis_item_list.txt']
 
     # JPEG: the format is inferred from the extension (the temporary file keeps it).
-    jpg = save_visual_grid(tmp_path / 'vis' / 'epoch_1.jpg', rows)
+    jpg = save_visual_grid(tmp_path / 'vis' / 'epoch_1.jpg', rows, titles=False)
     with Image.open(jpg) as im:
         assert im.format == 'JPEG' and im.size == (3 * (W + 2) + 2, n * (H + 2) + 2)
+
+
+@pytest.mark.parametrize('suffix', ['png', 'jpg'])
+def test_saved_grids_carry_column_titles_above_the_original_grid(tmp_path, suffix):
+    n, h, w = 2, 32, 48
+    rows = {
+        'img_1': (torch.linspace(-1, 1, n * 3 * h * w).view(n, 3, h, w), 'rgb'),
+        'mask': (torch.ones(n, 1, h, w), 'softmask'),
+        'vis_out': (torch.full((n, 1, h, w), 2.0), 'vis'),
+    }
+    plain = np.asarray(Image.open(save_visual_grid(tmp_path / f'plain.{suffix}', rows, titles=False)))
+    titled = np.asarray(Image.open(save_visual_grid(tmp_path / f'titled.{suffix}', rows)))
+    band = titled.shape[0] - plain.shape[0]
+    assert band == TITLE_BAND_HEIGHT and titled.shape[1:] == plain.shape[1:]
+    # Below the band the image is the untitled grid: exactly for PNG; for JPEG every panel pixel too, because the
+    # band is a whole number of JPEG blocks (16 px) and so does not change how the grid part is compressed (only
+    # the black top padding row differs: the decoder's chroma upsampling blends it with the band above).
+    first = 0 if suffix == 'png' else 1
+    assert np.array_equal(titled[band + first:], plain[first:])
+    # Each column's title is drawn (light pixels) inside its own column of the band, and nowhere else.
+    header = titled[:band].max(axis=2)
+    for p in range(3):
+        left = 2 + p * (w + 2)
+        assert header[:, left:left + w].max() > 128, p
+    gaps = [2 + p * (w + 2) + w for p in range(3)]
+    assert all(header[:, x:x + 2].max() < 64 for x in gaps)
+    # Different names, different pixels.
+    other = np.asarray(Image.open(save_visual_grid(tmp_path / f'other.{suffix}',
+                                                   {f'x{k}': v for k, v in rows.items()})))
+    assert not np.array_equal(other[:band], titled[:band]) and np.array_equal(other[band + 1:], titled[band + 1:])
+
+
+def test_long_titles_are_shrunk_or_cut_to_their_column(tmp_path):
+    rows = {'a_very_long_panel_name_indeed': (torch.zeros(1, 3, 16, 8), 'rgb'), 'b': (torch.zeros(1, 3, 16, 8), 'rgb')}
+    img = np.asarray(Image.open(save_visual_grid(tmp_path / 'g.png', rows)))
+    header = img[:TITLE_BAND_HEIGHT].max(axis=2)
+    assert header[:, 2 + 8:2 + 8 + 2].max() < 64  # nothing spills into the gap between the two columns
 
 
 def test_make_visual_grid_normalises_over_whole_grid():
