@@ -8,7 +8,9 @@ the demo's profile); the full model (5) fine-tunes the pixel-warping network for
 the frozen generator of (4), as in the paper. Test: the whole demo test split, original test-time semantics
 (batch-statistics BatchNorm, batch 8), masked SSIM with the corrected mask orientation, and the person-region SSIM
 and L1 (inside the target's ground-truth body mask) with their two references: copy-source and the source warped
-with the ground-truth flow.
+with the ground-truth flow; each model's results go to
+``<checkpoints_dir>/PoseTransfer_<prefix>_<k>/test_test_best/`` (replaced on every run, since the models were just
+retrained).
 """
 import sys
 from pathlib import Path
@@ -64,7 +66,7 @@ def main(argv=None):
         times[key] = time.time() - t0
         res = test_pose_transfer.main(['--id', exp, '--which_epoch', 'best', '--gpu_ids', '-1', '--checkpoints_dir',
                                        args.checkpoints_dir, '--num_workers', '2', '--masked',
-                                       '--pose_mask_transposed', '0', '--n_vis', '16'])
+                                       '--pose_mask_transposed', '0', '--n_vis', '16', '--overwrite'])
         rows.append((key, name, res['metrics'], res['baselines']))
     print(table(rows, times))
 

@@ -2,10 +2,13 @@
 names, matching ids against label/pose dictionaries, running a network over images of mixed sizes,
 and choosing the device.
 
-Generated images are written by ``scripts/test_pose_transfer.py`` as ``<id_1>_<id_2>.jpg`` (source id,
-target id). Neither Market-1501 ids (``0002_c1s1_000451_03``) nor DeepFashion ids
-(``fashionWOMENDressesid0000262902_1front``) are free of ``_``, so a name is split by trying every
-``_`` position and keeping the one whose target id (and, to break ties, source id) is a known id.
+Generated images are written by ``scripts/test_pose_transfer.py --save_output`` as ``<id_1>_<id_2>.jpg`` (source
+id, target id) into ``images/`` of its results folder ``<experiment or --results_dir>/test_<split>_<epoch>/``; the
+metrics accept that results folder itself and read its ``images/`` (:func:`resolve_image_folder`).
+
+Neither Market-1501 ids (``0002_c1s1_000451_03``) nor DeepFashion ids (``fashionWOMENDressesid0000262902_1front``)
+are free of ``_``, so a name is split by trying every ``_`` position and keeping the one whose target id (and, to
+break ties, source id) is a known id.
 """
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ from PIL import Image
 
 # Extensions of the IS scripts, in the order the original globbed them (``*.jpg`` then ``*.png``).
 IMAGE_EXTS = ('jpg', 'png')
+# A test results folder (training/evaluation.py) is marked by its options file and holds the generated images in
+# a sub-folder; an unfinished test writes to a hidden folder with this suffix.
+RESULTS_OPTIONS_FILE = 'test_opt.json'
+RESULTS_IMAGES_DIR = 'images'
+RESULTS_PARTIAL_SUFFIX = '.partial'
 # Number of ``_``-separated fields of a source id: Market ids have four, DeepFashion ids two.
 MARKET_ID_FIELDS = 4
 DEEPFASHION_ID_FIELDS = 2
@@ -26,19 +34,48 @@ DEEPFASHION_ID_FIELDS = 2
 _ITEM_ID_RE = re.compile(r'id\d{8}')
 
 
+def _is_partial(name: str) -> bool:
+    return name.startswith('.test_') and name.endswith(RESULTS_PARTIAL_SUFFIX)
+
+
+def resolve_image_folder(img_dir: str | os.PathLike) -> Path:
+    """The folder whose images a metric scores: ``img_dir``, or the ``images/`` of a test results folder.
+
+    A test results folder (it holds ``test_opt.json``) keeps its visual grid beside ``images/``, so scoring the
+    results folder itself would score the grid: its ``images/`` is used instead.
+
+    Raises:
+        FileNotFoundError: ``img_dir`` is not a folder, or is a results folder of a test run without
+            ``--save_output``.
+        ValueError: ``img_dir`` is the hidden folder of a test that has not finished (or was interrupted).
+    """
+    folder = Path(img_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'image folder not found: {folder}')
+    resolved = folder.resolve()
+    if _is_partial(resolved.name) or (resolved.name == RESULTS_IMAGES_DIR and _is_partial(resolved.parent.name)):
+        raise ValueError(f'{folder} belongs to a test that has not finished (or was interrupted): score the '
+                         f'finished results folder test_<split>_<epoch>/ instead')
+    if (folder / RESULTS_OPTIONS_FILE).is_file():
+        images = folder / RESULTS_IMAGES_DIR
+        if not images.is_dir():
+            raise FileNotFoundError(f'{folder} is a test results folder without generated images (no '
+                                    f'{RESULTS_IMAGES_DIR}/): rerun the test with --save_output (and --overwrite)')
+        return images
+    return folder
+
+
 def list_images(img_dir: str | os.PathLike, exts: Sequence[str] = IMAGE_EXTS) -> list[Path]:
-    """Image files directly inside ``img_dir``.
+    """Image files directly inside ``img_dir`` (for a test results folder: inside its ``images/``).
 
     Files are grouped by extension in the order of ``exts`` (case-insensitive match) and sorted by name
     inside a group, so the list does not depend on the file system's listing order.
 
     Raises:
-        FileNotFoundError: ``img_dir`` does not exist or is not a folder.
-        ValueError: no file with one of ``exts`` was found.
+        FileNotFoundError: ``img_dir`` does not exist or is not a folder (see :func:`resolve_image_folder`).
+        ValueError: no file with one of ``exts`` was found, or ``img_dir`` is an unfinished test's folder.
     """
-    folder = Path(img_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f'image folder not found: {folder}')
+    folder = resolve_image_folder(img_dir)
     exts = [e.lower().lstrip('.') for e in exts]
     files = [p for p in folder.iterdir() if p.is_file()]
     paths = []

@@ -216,18 +216,36 @@ def save_options(opt: argparse.Namespace, path: str | Path) -> None:
     save_json(data, path, indent=0)
 
 
-def load_options_file(path: str | Path) -> dict[str, Any]:
+def _close_names(name: str, candidates: list[str], id_prefix: str = '') -> list[str]:
+    """The up to five ``candidates`` most similar to ``name`` (``difflib``, ratio >= 0.6), compared without the
+    ``id_prefix`` they share."""
+    def bare(n: str) -> str:
+        return n[len(id_prefix):] if id_prefix and n.startswith(id_prefix) else n
+    by_bare: dict[str, list[str]] = {}
+    for c in candidates:
+        by_bare.setdefault(bare(c), []).append(c)
+    close = difflib.get_close_matches(bare(name), list(by_bare), n=5, cutoff=0.6)
+    return [c for b in close for c in by_bare[b]][:5]
+
+
+def load_options_file(path: str | Path, id_prefix: str = '') -> dict[str, Any]:
     """Read an options JSON file (e.g. ``train_opt.json``) into a dict.
 
-    Raises ``FileNotFoundError`` naming the path and the experiment folders that do exist.
+    Raises ``FileNotFoundError`` naming the path, the experiment folders whose names are close to the requested
+    one (``difflib``; names are compared without ``id_prefix``, e.g. ``PoseTransfer_``, which all ids of a stage
+    share) and the experiment folders that do exist.
     """
     path = Path(path)
     if not path.is_file():
         exp_dir = path.parent
         ckpt_dir = exp_dir.parent
-        known = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir())[:20] if ckpt_dir.is_dir() else []
+        folders = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir()) if ckpt_dir.is_dir() else []
+        close = _close_names(exp_dir.name, [f for f in folders if f != exp_dir.name], id_prefix)
+        known = folders[:20]
         known_txt = f'; experiment folders in {ckpt_dir}: {", ".join(known)}' if known else (
             f'; {ckpt_dir} has no experiment folders' if ckpt_dir.is_dir() else f'; {ckpt_dir} does not exist')
+        if close:
+            known_txt = f'; did you mean {", ".join(close)}?' + known_txt
         raise FileNotFoundError(
             f'options file {path} not found: check the experiment id ({exp_dir.name!r}, --id) and '
             f'--checkpoints_dir ({str(ckpt_dir)!r}){known_txt}')
@@ -277,6 +295,20 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_type: str) -> None
                         help='[modern] 1: a segmentation label outside 0..seg_nc-1 is an error naming the file; '
                              '0: such pixels get all-zero one-hot rows, as in the original, and each file '
                              'holding them is reported once with the pixel count')
+
+
+# Options of where a test run writes; they never come from a saved train_opt.json.
+TEST_OUTPUT_KEYS = ('results_dir', 'overwrite')
+
+
+def add_test_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--results_dir`` and ``--overwrite`` of both test sets (results go to ``<base>/test_<split>_<epoch>/``)."""
+    parser.add_argument('--results_dir', type=str, default=None,
+                        help='[modern] folder that receives the results folder test_<split>_<epoch>/ (default: the '
+                             'experiment folder <checkpoints_dir>/<id>/); lets a read-only model folder be tested')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='[modern] replace an existing results folder test_<split>_<epoch>/ (without it, '
+                             'testing the same checkpoint on the same split again is refused)')
 
 
 
@@ -441,7 +473,7 @@ class BaseOptions:
             self.parser.error(f'--n_epoch must be >= 1 (got {opt.n_epoch}): with no epoch there is nothing to train')
         if 'n_epoch_decay' in vars(opt) and opt.n_epoch_decay < 0:
             self.parser.error(f'--n_epoch_decay must be >= 0 (got {opt.n_epoch_decay})')
-        if vars(opt).get('overwrite') and (opt.resume_train or opt.auto_resume):
+        if vars(opt).get('overwrite') and (vars(opt).get('resume_train') or vars(opt).get('auto_resume')):
             self.parser.error('--overwrite deletes the experiment folder\'s contents and starts afresh; it cannot be '
                               'combined with --resume_train or --auto_resume')
         negative = [f'--{k} {v}' for k, v in sorted(vars(opt).items()) if k.startswith('loss_weight_') and v < 0]
@@ -499,8 +531,8 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
 
     * preserved keys (the option set's ``preserved_keys``: pose ``gpu_ids, is_train, batch_size, which_epoch, n_vis,
       debug``, flow the same without ``n_vis``, plus the run-time keys ``id, device, checkpoints_dir, num_workers,
-      seed, allow_corr_fallback, strict_seg`` and pose ``bn_mode, pose_mask_transposed``) always keep the test
-      command line;
+      seed, allow_corr_fallback, strict_seg`` and pose ``bn_mode, pose_mask_transposed``; both test sets also
+      ``TEST_OUTPUT_KEYS``: ``results_dir, overwrite``) always keep the test command line;
     * architecture keys (``ARCH_KEYS``) come from the experiment; an explicit command-line value that differs is a
       ``ValueError`` naming both values (the weights were trained with the saved one);
     * every other key present in both: an explicit command-line value wins (``--data_root``, ``--dataset_name``,
@@ -526,7 +558,7 @@ def merge_train_options(test_opt: argparse.Namespace, train_opt_path: str | Path
     if train_opt_path is None:
         train_opt_path = Path(test_opt.checkpoints_dir) / test_opt.id / 'train_opt.json'
     path = Path(train_opt_path)
-    saved = load_options_file(path)
+    saved = load_options_file(path, option_set.id_prefix)
 
     opt = copy.deepcopy(test_opt) if isinstance(test_opt, Options) else Options(**vars(test_opt))
     opt._option_set = option_set

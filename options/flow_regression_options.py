@@ -8,6 +8,9 @@ Modern options (defaults keep the original behaviour):
 
 * all flow sets: ``--allow_corr_fallback`` (0): 1 turns unreadable correspondence files into zero
   flow / visibility 2 and counts them (the original did this silently); 0 raises naming the file.
+* test: ``--results_dir`` and ``--overwrite``: the test writes a fresh folder ``test_test_<epoch>/`` (the grid,
+  the metrics JSON, the options) in the experiment folder or in ``--results_dir``; an existing one is refused
+  unless ``--overwrite``.
 * train: ``--resume_label`` (None: resume from ``--last_epoch``; e.g. ``latest``),
   ``--save_step_freq`` (0: also save ``latest`` every N steps when > 0), ``--tensorboard``
   (1), ``--max_steps_per_epoch`` (0 = whole epoch), ``--val_batches`` (0 = whole validation split),
@@ -22,8 +25,8 @@ from typing import Any, ClassVar
 from models.factory import FLOW_MODELS, FLOW_NETWORK_DEFAULTS
 from models.amp import AMP_MODES
 from models.losses import FLOW_CRITERIA
-from options.base_options import (BINARY, INIT_TYPES, NAN_POLICIES, NORM_TYPES, RUNTIME_KEYS, BaseOptions,
-                                  Options, add_data_options, add_schedule_options)
+from options.base_options import (BINARY, INIT_TYPES, NAN_POLICIES, NORM_TYPES, RUNTIME_KEYS, TEST_OUTPUT_KEYS,
+                                  BaseOptions, Options, add_data_options, add_schedule_options, add_test_output_options)
 
 # The flow network's architecture defaults are the models' own (the frozen-flow loader uses them for old files).
 _ARCH = FLOW_NETWORK_DEFAULTS
@@ -146,13 +149,15 @@ class TestFlowRegressionOptions(BaseFlowRegressionOptions):
     __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False
     opt_file_name: ClassVar[str] = 'test_opt.json'
+    preserved_keys: ClassVar[tuple[str, ...]] = (*BaseFlowRegressionOptions.preserved_keys, *TEST_OUTPUT_KEYS)
 
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
         parser.add_argument('--which_epoch', type=str, default='best', help='checkpoint label to load')
         parser.add_argument('--n_vis', type=int, default=64,
-                            help='[modern] samples of the test split to visualise in vis/test_epoch<epoch>.jpg '
-                                 '(0: none)')
+                            help='[modern] samples of the test split to visualise in vis.jpg of the results '
+                                 'folder (0: none)')
+        add_test_output_options(parser)
 
 
 def add_modern_train_options(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,10 @@ Modern options (defaults keep the original behaviour):
   ``--tensorboard``, ``--max_steps_per_epoch``, ``--val_batches``, ``--check_data`` (0; 1: check every file
   of the dataset first and stop on any error, ``data/dataset_check.py``).
 * test: ``--bn_mode`` (``batch``: netG/netPW normalise with test-batch statistics as in the
-  original; ``running``: proper eval-mode inference with running statistics).
+  original; ``running``: proper eval-mode inference with running statistics), ``--results_dir`` and
+  ``--overwrite`` (every test writes a fresh ``test_<split>_<epoch>/`` folder; the original wrote the images
+  into ``output/`` of the experiment, mixed with those of earlier runs). ``--output_dir`` was removed with
+  ``output/``: giving it is an error that says where the images go now.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ from data.pose_transfer_dataset import AFFINE_HW_ORDERS
 from models.factory import ACTIVATIONS, GAN_TYPES, GENERATOR_MODELS
 from models.networks import VIS_MODES
 from models.pose_transfer_model import BN_MODES
-from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, BaseOptions, Options,
-                                  add_data_options, add_schedule_options, warn_line)
+from options.base_options import (BINARY, INIT_TYPES, NORM_TYPES, RUNTIME_KEYS, TEST_OUTPUT_KEYS, BaseOptions,
+                                  Options, add_data_options, add_schedule_options, add_test_output_options, warn_line)
 from options.flow_regression_options import add_modern_train_options
 
 POSE_ID_PREFIX = 'PoseTransfer_'
@@ -238,6 +241,7 @@ class TestPoseTransferOptions(BasePoseTransferOptions):
     __test__ = False  # not a pytest test class despite the name
     is_train: ClassVar[bool] = False
     opt_file_name: ClassVar[str] = 'test_opt.json'
+    preserved_keys: ClassVar[tuple[str, ...]] = (*BasePoseTransferOptions.preserved_keys, *TEST_OUTPUT_KEYS)
 
     def initialize(self, parser: argparse.ArgumentParser) -> None:
         super().initialize(parser)
@@ -247,10 +251,18 @@ class TestPoseTransferOptions(BasePoseTransferOptions):
                             help='batches to test; negative: whole split; 0: skip the test pass')
         parser.add_argument('--n_vis', type=int, default=64, help='samples to visualise (0: none)')
         parser.add_argument('--save_output', action='store_true', help='write the generated images')
-        parser.add_argument('--output_dir', type=str, default='output',
-                            help='output folder, relative to <checkpoints_dir>/<id>/')
+        add_test_output_options(parser)
+        # Removed: the images go to images/ of the results folder. Kept only to say so (no key unless given).
+        parser.add_argument('--output_dir', type=str, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         parser.add_argument('--masked', action='store_true', help='also compute masked SSIM')
         parser.add_argument('--bn_mode', type=str, default='batch', choices=list(BN_MODES),
                             help='[modern] batch: netG/netPW normalise with test-batch statistics like the '
                                  'original (results depend on batch size and order); running: eval-mode '
                                  'inference with the running statistics')
+
+    def auto_set(self, opt: Options) -> None:
+        super().auto_set(opt)
+        if 'output_dir' in vars(opt):
+            self.parser.error(f'--output_dir was removed (got {opt.output_dir!r}): each test now writes a fresh '
+                              f'folder test_<split>_<epoch>/ with the generated images in its images/; choose where '
+                              f'that folder goes with --results_dir DIR (default: the experiment folder)')

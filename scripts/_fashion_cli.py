@@ -21,7 +21,8 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument('--crop_size', type=int, default=spec.crop_size, help='CenterCrop size (RandomCrop in training)')
     p.add_argument('--gpu_ids', default='0', help='GPU ids, e.g. 0; -1 or empty for the CPU')
     p.add_argument('--debug', action='store_true', help='only the first 2 batches of every loop (smoke test)')
-    p.add_argument('--test_dir', default=None, help='folder of generated images <id_1>_<id_2>.<ext> to score')
+    p.add_argument('--test_dir', default=None, help='folder of generated images <id_1>_<id_2>.<ext> to score'
+                   ' (a test results folder test_<split>_<epoch>/ may be given: its images/ is scored)')
     p.add_argument('--n_test_split', type=int, default=10,
                    help='splits of the inception score' + ('' if kind == 'inception' else ' (unused here)'))
     p.add_argument('--ext', default='jpg', choices=['jpg', 'png'], help='extension of the images in test_dir')

@@ -10,7 +10,8 @@ network on top of it (``PoseTransfer_demo_5``); test both modules on the demo te
 (``PoseTransfer_demo_5/quickstart.jpg``: source, target pose, output, target, predicted flow for a few test pairs).
 Every step prints the command line it runs; at the end the demo prints the time of each step. The demo's network
 widths and learning rates (chosen for a short CPU run) are options on these command lines; the scripts' defaults
-stay the paper's.
+stay the paper's. Test results go to ``<checkpoints_dir>/<id>/test_test_best/`` and are
+replaced on every run (``--overwrite``: the models were just retrained).
 """
 import _path  # noqa: F401
 
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     common = ['--dataset_name', 'demo', '--gpu_ids', args.gpu_ids, '--data_root', args.data_root,
               '--checkpoints_dir', args.checkpoints_dir, '--num_workers', args.num_workers, '--tensorboard', '0']
+    # --overwrite: the models were just retrained, so the results of an earlier demo run (test_test_best/) are replaced
     test_common = ['--which_epoch', 'best', '--gpu_ids', args.gpu_ids, '--checkpoints_dir', args.checkpoints_dir,
-                   '--num_workers', args.num_workers, '--n_vis', str(prof['n_vis'])]
+                   '--num_workers', args.num_workers, '--n_vis', str(prof['n_vis']), '--overwrite']
     with timed(times, 'train the flow module'):
         run('train the flow regression module', train_flow_regression_module, [
             '--id', 'demo', '--which_model', 'unet_v2', *common, '--nf', str(prof['flow_nf']),
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     print('\n=== done; time of each step (wall clock):\n' + times_table(times))
     print(summary(flow['metrics'], result['metrics'], result['baselines']))
-    print(f"metrics JSON: {result['json']}\nvisual grid:  {result['visual_grid']}\noutputs:      {result['output_dir']}"
+    print(f"results:      {result['results_dir']}\nmetrics JSON: {result['json']}\n"
+          f"visual grid:  {result['visual_grid']}\nimages:       {result['output_dir']}"
           f"\npicture:      {picture}")
     result.update({'flow_metrics': flow['metrics'], 'stage_seconds': times, 'picture': str(picture)})
     return result

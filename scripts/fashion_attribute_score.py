@@ -1,7 +1,7 @@
 """AttrRec-k (attribute recall@k and mean AP) of generated DeepFashion images, or (``--train``) training
 of the attribute classifier.
 
-    python scripts/fashion_attribute_score.py --test_dir checkpoints/PoseTransfer_0.5/output/
+    python scripts/fashion_attribute_score.py --test_dir checkpoints/PoseTransfer_0.5/test_test_best/images/
     python scripts/fashion_attribute_score.py --train --id my_classifier --fn_split ... --img_dir ...
 
 Weights: ``checkpoints/Fashion_Attr/<id>/best.pth`` (or the README's ``Fasion_Attr``), or ``--weights``.

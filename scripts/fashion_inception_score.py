@@ -1,6 +1,6 @@
 """FashionIS of generated DeepFashion images, or (``--train``) training of its classifier.
 
-    python scripts/fashion_inception_score.py --test_dir checkpoints/PoseTransfer_0.5/output/
+    python scripts/fashion_inception_score.py --test_dir checkpoints/PoseTransfer_0.5/test_test_best/images/
     python scripts/fashion_inception_score.py --train --id my_classifier --fn_split ... --fn_label ... --img_dir ...
 
 Weights: ``checkpoints/Fashion_Inception/<id>/best.pth`` (or the README's ``Fasion_Inception``), or ``--weights``.

@@ -18,7 +18,8 @@ from metrics.inception_score import INCEPTION_WEIGHTS_FILE
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('gen_dir', help='generated images (*.jpg / *.png)')
+    p.add_argument('gen_dir', help='generated images (*.jpg / *.png) (a test results folder '
+                   'test_<split>_<epoch>/ may be given: its images/ is scored)')
     p.add_argument('real_dir', help='real images, e.g. datasets/deepfashion/Img/img')
     p.add_argument('--real_subset', default='all', choices=list(REAL_SUBSETS),
                    help='all: every image of real_dir; targets: the target <id_2> of each generated image')

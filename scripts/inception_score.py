@@ -17,13 +17,15 @@ from metrics.inception_score import (BACKENDS, DEFAULT_POSE_FILE, INCEPTION_WEIG
                                      TF_GRAPH_SHA256, compute_inception_score, compute_masked_inception_score)
 from util.device import select_device
 
+RESULTS_FOLDER_NOTE = ' (a test results folder test_<split>_<epoch>/ may be given: its images/ is scored)'
+
 
 def build_parser(masked: bool = False) -> argparse.ArgumentParser:
     """``<img_dir> [gpu_ids]`` as in the README, plus options for reproducibility and offline weights."""
     p = argparse.ArgumentParser(description=('masked ' if masked else '') + 'inception score of a folder of images',
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('img_dir', help='folder of *.jpg / *.png images' +
-                   (' named <id_1>_<id_2>.<ext>' if masked else ''))
+                   (' named <id_1>_<id_2>.<ext>' if masked else '') + RESULTS_FOLDER_NOTE)
     p.add_argument('gpu_ids', nargs='?', default=None,
                    help='GPU id to run on (e.g. 0); -1 for the CPU; default: the first GPU if CUDA is available')
     p.add_argument('--seed', type=int, default=None,

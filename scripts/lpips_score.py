@@ -16,7 +16,8 @@ from metrics.lpips_metric import BACKBONE_WEIGHTS, VERSIONS, compute_lpips
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('gen_dir', help='generated images <id_1>_<id_2>.<ext>')
+    p.add_argument('gen_dir', help='generated images <id_1>_<id_2>.<ext> (a test results folder '
+                   'test_<split>_<epoch>/ may be given: its images/ is scored)')
     p.add_argument('real_dir', help='real images <id>.<ext>, e.g. datasets/market1501/Images/img')
     p.add_argument('--net', default='alex', choices=list(BACKBONE_WEIGHTS), help='LPIPS backbone')
     p.add_argument('--version', default='0.1', choices=list(VERSIONS), help='LPIPS linear-layer version')

@@ -6,10 +6,27 @@ then over batches. Results are printed as the original's summary line and writte
 adds, on a second line and in the JSON, metrics of the person only (inside the target's ground-truth body mask) for
 the model and two references on the same pairs: the source returned unchanged, and the source warped with the
 ground-truth flow.
+
+Every test run writes into a fresh results folder, ``<--results_dir or the experiment folder>/test_<split>_<epoch>/``
+(:class:`ResultsFolder`)::
+
+    test_opt.json          the options the test ran with (marks the folder as a test results folder)
+    metrics.json           metrics, baselines and the summary line
+    vis.jpg                the visual grid of the first --n_vis samples (vis_item_list.txt: its panels)
+    images/<id_1>_<id_2>.jpg   the generated images (pose transfer with --save_output): what the metric scripts score
+
+An existing folder of the same name is refused unless ``--overwrite``, so a metric script never scores images of an
+earlier run mixed with this one. The run writes into a hidden ``.test_<split>_<epoch>.partial/`` beside it and
+renames it into place when the test has finished, so the folder never holds a half-finished test either.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import math
+import os
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +39,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from data.data_loader import create_dataset, make_dataloader
+from metrics.image_folder import RESULTS_IMAGES_DIR, RESULTS_OPTIONS_FILE, RESULTS_PARTIAL_SUFFIX
 from metrics.person_region import (flow_warp_reference, person_mask_from_seg, person_region_l1,
                                    person_region_ssim)
 from metrics.psnr import PSNR
@@ -29,7 +47,7 @@ from metrics.ssim import SSIM, to_uint8
 from models.base_model import BaseModel
 from models.flow_regression_model import FlowRegressionModel
 from models.pose_transfer_model import PoseTransferModel
-from options.base_options import Options
+from options.base_options import Options, save_options
 from util.flow_util import warp_acc_flow
 from util.io import atomic_target, save_json
 from util.pose_util import get_pose_mask_batch
@@ -88,6 +106,121 @@ def _summary_line(opt: Options, metrics: dict[str, float]) -> str:
     return f'[model_id: {opt.id}  epoch: {opt.which_epoch}]  {body}'
 
 
+RESULTS_METRICS_FILE = 'metrics.json'
+RESULTS_GRID_FILE = 'vis.jpg'
+_PLAIN_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
+
+
+def results_folder_name(split: str, epoch: str) -> str:
+    """``test_<split>_<epoch>``; both parts must be plain names (no path separator, no leading dot)."""
+    for option, value in (('--data_split', split), ('--which_epoch', epoch)):
+        if not _PLAIN_NAME.fullmatch(str(value)):
+            raise ValueError(f'{option} {value!r} cannot be part of the results folder name test_<split>_<epoch>: '
+                             f'use letters, digits and . _ + - only, not starting with . _ + -')
+    return f'test_{split}_{epoch}'
+
+
+class ResultsFolder:
+    """The fresh folder of one test run, ``<base>/test_<split>_<epoch>/`` (layout in the module docstring).
+
+    Construction checks, before anything is written, that the folder does not exist yet, or that ``overwrite`` is
+    set and the folder is a test results folder (it holds ``test_opt.json``; anything else is never deleted).
+    ``with`` the object: the run writes into :attr:`work`, the hidden ``.test_<split>_<epoch>.partial/`` beside the
+    final folder, locked (``flock``) so that two tests of the same name cannot mix their files; what an interrupted
+    earlier run left there is removed first. When the block ends normally the partial folder replaces
+    :attr:`final` in one rename (with ``overwrite``, the old folder is moved aside first and deleted after); when it
+    raises, the partial folder is removed and :attr:`final` is left as it was.
+    """
+
+    def __init__(self, base: str | os.PathLike, split: str, epoch: str, overwrite: bool = False) -> None:
+        self.name = results_folder_name(split, epoch)
+        self.base = Path(base)
+        self.final = self.base / self.name
+        self.work = self.base / f'.{self.name}{RESULTS_PARTIAL_SUFFIX}'
+        self._old = self.base / f'.{self.name}.old'
+        self.overwrite = bool(overwrite)
+        self._fd: int | None = None
+        self._check_final()
+
+    @classmethod
+    def for_test(cls, opt: Options, split: str) -> 'ResultsFolder':
+        """The results folder of a test run: under ``opt.results_dir`` when given, else the experiment folder."""
+        base = Path(opt.results_dir) if opt.results_dir else opt.expr_dir
+        return cls(base, split, opt.which_epoch, opt.overwrite)
+
+    def final_path(self, *parts: str) -> Path:
+        """Where a file written to ``work / parts`` will be once the folder is published."""
+        return self.final.joinpath(*parts)
+
+    def _check_final(self) -> None:
+        if not os.path.lexists(self.final):
+            return
+        if not self.overwrite:
+            raise FileExistsError(
+                f'test results folder {self.final} already exists (an earlier test of this checkpoint on this '
+                f'split): pass --overwrite to replace it, or --results_dir DIR to write the results elsewhere')
+        if self.final.is_symlink() or not self.final.is_dir():
+            raise FileExistsError(f'{self.final} exists and is not a folder: --overwrite does not replace it; '
+                                  f'move it away or choose another --results_dir')
+        if any(self.final.iterdir()) and not (self.final / RESULTS_OPTIONS_FILE).is_file():
+            raise FileExistsError(
+                f'{self.final} has no {RESULTS_OPTIONS_FILE}, so it is not a test results folder: --overwrite does '
+                f'not delete it; move it away or choose another --results_dir')
+
+    def __enter__(self) -> 'ResultsFolder':
+        try:
+            self.work.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.work, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise OSError(exc.errno, f'cannot create the test results folder {self.work} ({exc.strerror}); '
+                                     f'if the experiment folder is read-only, pass --results_dir DIR to write the '
+                                     f'results to a folder of yours') from exc
+        busy = f'another test is writing {self.work} (results for {self.final}): wait for it to finish'
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The lock must be on the folder that is still called .partial (not one renamed meanwhile).
+            if os.stat(self.work).st_ino != os.fstat(fd).st_ino:
+                raise BlockingIOError(errno.EAGAIN, busy)
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)
+            raise RuntimeError(busy) from None
+        self._fd = fd
+        leftovers = sorted(self.work.iterdir())
+        if leftovers or os.path.lexists(self._old):
+            print(f'removing what an interrupted test left in {self.work}')
+        for entry in leftovers:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if self._old.is_dir() and not self._old.is_symlink():
+            shutil.rmtree(self._old)
+        elif os.path.lexists(self._old):
+            self._old.unlink()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._publish()
+            else:
+                shutil.rmtree(self.work, ignore_errors=True)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _publish(self) -> None:
+        try:
+            self._check_final()  # a folder another run created meanwhile
+        except FileExistsError:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
+        if os.path.lexists(self.final):
+            os.rename(self.final, self._old)
+            os.rename(self.work, self.final)
+            shutil.rmtree(self._old)
+        else:
+            os.rename(self.work, self.final)
+
+
 # Person-region metrics of the pose-transfer test: the model, copy-source and the ground-truth-flow warp reference.
 PERSON_METRICS = ('person_SSIM', 'person_L1')
 PERSON_REFERENCES = ('copy_source', 'gt_flow_warp')
@@ -135,20 +268,31 @@ def _person_summary_line(opt: Options, person: dict[str, float]) -> str:
 
 
 def run_flow_test(opt: Options) -> dict[str, Any]:
-    """Evaluate a flow regression model on ``opt.data_split`` (default ``test``): EPE and losses, visual grid."""
-    model = FlowRegressionModel(opt)
-    model.eval_mode()
-    dataset = create_dataset(opt, 'test')
-    expr_dir = opt.expr_dir
-    loader = _test_loader(dataset, opt)
-    vis_path = save_sample_grid(model, loader, opt.n_vis, expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg')
-    metrics = evaluate(model, loader, desc='test')
-    ordered = {k: metrics[k] for k in ('EPE', 'loss_flow', 'loss_vis', 'loss_flow_ss', 'zero_flow_EPE') if k in metrics}
-    line = _summary_line(opt, ordered)
-    print(line)
-    result = {'id': opt.id, 'which_epoch': opt.which_epoch, 'split': 'test', 'n_pairs': len(dataset),
-              'metrics': metrics, 'visual_grid': str(vis_path) if vis_path else None, 'summary': line}
-    save_json(result, expr_dir / f'test_metrics_epoch{opt.which_epoch}.json', indent=2)
+    """Evaluate a flow regression model on the ``test`` split: EPE and losses, visual grid.
+
+    Writes ``test_opt.json``, ``vis.jpg`` and ``metrics.json`` to a fresh ``test_test_<epoch>/`` folder
+    (:class:`ResultsFolder`); returns the metrics dict, also with ``results_dir`` and ``json``.
+    """
+    results = ResultsFolder.for_test(opt, 'test')
+    with results:
+        save_options(opt, results.work / RESULTS_OPTIONS_FILE)
+        model = FlowRegressionModel(opt)
+        model.eval_mode()
+        dataset = create_dataset(opt, 'test')
+        loader = _test_loader(dataset, opt)
+        vis_path = save_sample_grid(model, loader, opt.n_vis, results.work / RESULTS_GRID_FILE)
+        metrics = evaluate(model, loader, desc='test')
+        ordered = {k: metrics[k] for k in ('EPE', 'loss_flow', 'loss_vis', 'loss_flow_ss', 'zero_flow_EPE')
+                   if k in metrics}
+        line = _summary_line(opt, ordered)
+        print(line)
+        result = {'id': opt.id, 'which_epoch': opt.which_epoch, 'split': 'test', 'n_pairs': len(dataset),
+                  'metrics': metrics,
+                  'visual_grid': str(results.final_path(RESULTS_GRID_FILE)) if vis_path else None,
+                  'summary': line, 'results_dir': str(results.final)}
+        save_json(result, results.work / RESULTS_METRICS_FILE, indent=2)
+    result['json'] = str(results.final_path(RESULTS_METRICS_FILE))
+    print(f'results written to {results.final}')
     return result
 
 
@@ -162,27 +306,41 @@ def save_output_images(images: torch.Tensor, ids: list[tuple[str, str]], out_dir
 
 
 def run_pose_test(opt: Options) -> dict[str, Any]:
-    """Generate ``opt.data_split``, compute SSIM/PSNR (+ masked SSIM), save outputs and the visual grid."""
+    """Generate ``opt.data_split``, compute SSIM/PSNR (+ masked SSIM), save outputs and the visual grid.
+
+    Everything goes to a fresh ``test_<split>_<epoch>/`` folder (:class:`ResultsFolder`): ``test_opt.json``,
+    ``vis.jpg``, ``metrics.json`` and, with ``--save_output``, the generated images in ``images/``.
+    """
+    results = ResultsFolder.for_test(opt, opt.data_split)
+    with results:
+        result = _pose_test(opt, results)
+    if 'json' in result:
+        print(f"metrics written to {result['json']}")
+    print(f'results written to {results.final}')
+    return result
+
+
+def _pose_test(opt: Options, results: ResultsFolder) -> dict[str, Any]:
+    save_options(opt, results.work / RESULTS_OPTIONS_FILE)
     model = PoseTransferModel(opt)
     dataset = create_dataset(opt, opt.data_split)
-    expr_dir = opt.expr_dir
     bs = opt.batch_size
 
     # Visualisation of the first n_vis samples (whole batches, clamped to the split).
-    vis_path = save_sample_grid(model, _test_loader(dataset, opt), opt.n_vis,
-                                expr_dir / 'vis' / f'test_epoch{opt.which_epoch}.jpg')
+    vis_path = save_sample_grid(model, _test_loader(dataset, opt), opt.n_vis, results.work / RESULTS_GRID_FILE)
 
     result: dict[str, Any] = {'id': opt.id, 'which_epoch': opt.which_epoch, 'split': opt.data_split,
                               'bn_mode': opt.bn_mode, 'batch_size': bs,
-                              'visual_grid': str(vis_path) if vis_path else None}
+                              'visual_grid': str(results.final_path(RESULTS_GRID_FILE)) if vis_path else None,
+                              'results_dir': str(results.final)}
     if opt.n_test_batch == 0:
         return result
 
     # Test pass.
     test_set = dataset if opt.n_test_batch < 0 else Subset(dataset, range(min(opt.n_test_batch * bs, len(dataset))))
-    out_dir = expr_dir / opt.output_dir
+    out_dir = results.work / RESULTS_IMAGES_DIR
     if opt.save_output:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir()
     names = ['PSNR', 'SSIM'] + (['mask_SSIM'] if opt.masked else [])
     per_batch: dict[str, list[float]] = {k: [] for k in names}
     baseline: dict[str, list[float]] = {f'copy_source_{k}': [] for k in names}
@@ -236,12 +394,11 @@ def run_pose_test(opt: Options) -> dict[str, Any]:
         print(person_line)
     result.update({'n_pairs': len(test_set), 'n_batches': n_batches, 'metrics': metrics, 'baselines': baselines,
                    'person_region_excluded_pairs': n_person_excluded,
-                   'output_dir': str(out_dir) if opt.save_output else None, 'summary': line,
+                   'output_dir': str(results.final_path(RESULTS_IMAGES_DIR)) if opt.save_output else None,
+                   'summary': line,
                    'person_region_summary': person_line, 'options': opt.to_dict()})
-    json_path = expr_dir / f'test_metrics_{opt.data_split}_epoch{opt.which_epoch}.json'
-    save_json(result, json_path, indent=2)
-    result['json'] = str(json_path)
-    print(f'metrics written to {json_path}')
+    save_json(result, results.work / RESULTS_METRICS_FILE, indent=2)
+    result['json'] = str(results.final_path(RESULTS_METRICS_FILE))
     return result
 
 

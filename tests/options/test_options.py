@@ -5,6 +5,7 @@ import copy
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ POSE_TRAIN = {
     'shifted_style_loss': 1, 'vgg_content_weights': [0.125] * 5, 'vgg_content_mode': 'balance',
 }
 POSE_TEST = {'which_epoch': 'best', 'data_split': 'test', 'n_test_batch': -1, 'n_vis': 64, 'save_output': False,
-             'output_dir': 'output', 'masked': False}
+             'masked': False}
 ORIGINAL_DEFAULTS = {
     TrainFlowRegressionOptions: {**BASE, **FLOW_BASE, **FLOW_TRAIN},
     TestFlowRegressionOptions: {**BASE, **FLOW_BASE, **FLOW_TEST},
@@ -127,6 +128,30 @@ def test_modern_option_defaults():
         assert opt.allow_corr_fallback == 0 and opt.strict_seg == 0
     assert parse(TrainFlowRegressionOptions, '--strict_seg', '1').strict_seg == 1
     assert 'bn_mode' not in vars(pt) and 'save_step_freq' not in vars(ps)
+    for opt in (ps, fs):
+        assert (opt.results_dir, opt.overwrite) == (None, False)
+    assert 'output_dir' not in vars(ps)
+
+
+@pytest.mark.parametrize('cls', [TestFlowRegressionOptions, TestPoseTransferOptions])
+def test_where_a_test_writes_never_comes_from_the_training(tmp_path, cls):
+    """A training started with --overwrite (or an edited train_opt.json) must not make its tests overwrite."""
+    train_cls = TrainFlowRegressionOptions if cls is TestFlowRegressionOptions else TrainPoseTransferOptions
+    saved = {**parse(train_cls, '--id', 'x').to_dict(), 'overwrite': True, 'results_dir': '/elsewhere'}
+    exp = tmp_path / f'{cls.id_prefix}x'
+    exp.mkdir()
+    (exp / 'train_opt.json').write_text(json.dumps(saved))
+    opt = merge_train_options(parse(cls, '--id', 'x', '--checkpoints_dir', str(tmp_path)))
+    assert (opt.overwrite, opt.results_dir) == (False, None)
+    opt = merge_train_options(parse(cls, '--id', 'x', '--checkpoints_dir', str(tmp_path), '--overwrite',
+                                    '--results_dir', 'mine'))
+    assert (opt.overwrite, opt.results_dir) == (True, 'mine')
+
+
+def test_removed_output_dir_is_an_error_saying_what_replaced_it(capsys):
+    with pytest.raises(SystemExit):
+        parse(TestPoseTransferOptions, '--output_dir', 'out')
+    assert '--output_dir was removed' in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- presets
@@ -531,6 +556,21 @@ def test_missing_train_options_file(tmp_path):
     msg = str(info.value)
     assert str(tmp_path / 'PoseTransfer_nope' / 'train_opt.json') in msg
     assert '--id' in msg and 'PoseTransfer_other' in msg
+
+
+def test_missing_experiment_lists_close_names_first(tmp_path):
+    for name in ('PoseTransfer_demo_4', 'PoseTransfer_demo_5', 'PoseTransfer_abl_1', 'PoseTransfer_nogan',
+                 'FlowReg_demo'):
+        (tmp_path / name).mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        merge_train_options(parse(TestPoseTransferOptions, '--id', 'demo_6', '--checkpoints_dir', str(tmp_path)))
+    msg = str(info.value)
+    # compared without the shared PoseTransfer_ prefix, so unrelated ids of the same stage are not "close"
+    close = re.search(r'did you mean ([^?]*)\?', msg).group(1)
+    assert sorted(close.split(', ')) == ['PoseTransfer_demo_4', 'PoseTransfer_demo_5']
+    with pytest.raises(FileNotFoundError) as info:
+        merge_train_options(parse(TestPoseTransferOptions, '--id', 'zzz', '--checkpoints_dir', str(tmp_path)))
+    assert 'did you mean' not in str(info.value) and 'PoseTransfer_nogan' in str(info.value)
 
 
 def test_merge_needs_an_option_set_for_plain_namespaces(tmp_path):

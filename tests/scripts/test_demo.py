@@ -49,6 +49,9 @@ def test_demo_runs_the_whole_pipeline_without_vgg(tmp_path, empty_hub, capsys):
     saved = json.loads(open(result['json']).read())
     assert 'copy_source_SSIM' in saved['baselines'] and 'SSIM' in saved['metrics']
     assert f"metrics JSON: {result['json']}" in out
+    results = tmp_path / 'ckpt' / 'PoseTransfer_demo_5' / 'test_test_best'
+    assert result['results_dir'] == str(results) and f'results:      {results}' in out
+    assert result['json'] == str(results / 'metrics.json') and any((results / 'images').glob('*.jpg'))
     # Both modules are tested; the closing summary reads the person-region metrics against both references.
     assert 'test the flow regression module on the demo test split' in out
     assert result['flow_metrics']['zero_flow_EPE'] > 0
@@ -82,7 +85,7 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
     calls = []
     fake_result = {'metrics': {'SSIM': 0.5, 'mask_SSIM': 0.5, 'PSNR': 10.0},
                    'baselines': {'copy_source_SSIM': 0.4, 'copy_source_mask_SSIM': 0.4, 'copy_source_PSNR': 9.0},
-                   'json': 'm.json', 'visual_grid': 'g.jpg', 'output_dir': 'out'}
+                   'results_dir': 'r', 'json': 'r/metrics.json', 'visual_grid': 'r/vis.jpg', 'output_dir': 'r/images'}
 
     fake_flow = {'metrics': {'EPE': 1.0, 'zero_flow_EPE': 4.0}}
     fake_result['metrics'].update(person_SSIM=0.6, person_L1=30.0)
@@ -103,6 +106,9 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
     assert 'the model closes 50% of the gap' in out and 'EPE 1.000 = 25% of the zero-flow EPE 4.000' in out
     pose_runs = [argv for name, argv in calls if name == 'train_pose_transfer_model']
     assert len(pose_runs) == 2
+    test_runs = [argv for name, argv in calls if name == 'test_pose_transfer']
+    # the demo retrains its models, so its test replaces the results of an earlier demo run
+    assert len(test_runs) == 1 and '--overwrite' in test_runs[0]
     for argv in pose_runs:
         assert '--loss_weight_content' not in argv  # the option's default (1) applies
         if extra:

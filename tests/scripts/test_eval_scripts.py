@@ -73,6 +73,27 @@ def test_inception_score_script(market, tmp_path_factory, monkeypatch, capsys):
         script.main([str(market / 'gen'), '--backend', 'tf'])
 
 
+def test_metric_scripts_score_the_images_of_a_test_results_folder(market, tmp_path, tmp_path_factory, monkeypatch):
+    """Given a test's results folder, the scripts score its images/, never the visual grid beside them."""
+    results = tmp_path / 'PoseTransfer_x' / 'test_test_best'
+    shutil.copytree(market / 'gen', results / 'images')
+    shutil.copy(next((market / 'real').glob('*.jpg')), results / 'vis.jpg')
+    (results / 'test_opt.json').write_text('{}')
+    script = load_script('inception_score', monkeypatch)
+    weights = fidelity_inception_weights(tmp_path_factory)
+    args = ['--seed', '0', '--inception_weights', str(weights), '--n_splits', '2', '--batch_size', '3']
+    from_results = script.main([str(results), *args])
+    from_images = script.main([str(market / 'gen'), *args])
+    assert from_results['n_images'] == 4 and from_results['inception_score'] == from_images['inception_score']
+    alex = alexnet_weights(tmp_path_factory)
+    lpips = load_script('lpips_score', monkeypatch).main([str(results), str(market / 'real'), '--gpu_ids', '-1',
+                                                           '--alexnet_weights', str(alex)])
+    assert lpips['n_pairs'] == 4
+    shutil.rmtree(results / 'images')  # a test run without --save_output
+    with pytest.raises(FileNotFoundError, match='--save_output'):
+        script.main([str(results), *args])
+
+
 def test_gpu_ids_select_the_device_without_touching_the_environment(market, tmp_path_factory, monkeypatch):
     script = load_script('inception_score', monkeypatch)
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')  # restored after the test

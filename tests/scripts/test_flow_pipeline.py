@@ -127,10 +127,27 @@ def test_test_script_prints_epe_and_writes_grid(demo_root, flow_checkpoints, cap
     out = capsys.readouterr().out
     assert '[model_id: FlowReg_tiny  epoch: best]  EPE: ' in out
     assert result['metrics']['EPE'] > 0 and result['n_pairs'] == 12
-    exp = flow_checkpoints / 'FlowReg_tiny'
-    assert (exp / 'vis' / 'test_epochbest.jpg').is_file()
-    saved = json.loads((exp / 'test_metrics_epochbest.json').read_text())
+    results = flow_checkpoints / 'FlowReg_tiny' / 'test_test_best'
+    assert sorted(p.name for p in results.iterdir()) == ['metrics.json', 'test_opt.json', 'vis.jpg',
+                                                         'vis_item_list.txt']
+    saved = json.loads((results / 'metrics.json').read_text())
     assert saved['metrics']['EPE'] == pytest.approx(result['metrics']['EPE'])
+    assert result['json'] == str(results / 'metrics.json') and saved['visual_grid'] == str(results / 'vis.jpg')
+
+
+def test_flow_test_results_are_fresh_or_refused(flow_checkpoints, tmp_path):
+    args = ['--id', 'tiny', '--gpu_ids', '-1', '--checkpoints_dir', str(flow_checkpoints), '--num_workers', '0',
+            '--batch_size', '4', '--n_vis', '0', '--results_dir', str(tmp_path)]
+    test_flow_regression_module.main(args)
+    assert sorted(p.name for p in (tmp_path / 'test_test_best').iterdir()) == ['metrics.json', 'test_opt.json']
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        test_flow_regression_module.main(args + ['--n_vis', '4'])
+    test_flow_regression_module.main(args + ['--n_vis', '4', '--overwrite'])
+    assert (tmp_path / 'test_test_best' / 'vis.jpg').is_file()
+    with pytest.raises(FileNotFoundError, match='did you mean FlowReg_tiny'):
+        test_flow_regression_module.main(['--id', 'tinny', '--gpu_ids', '-1', '--checkpoints_dir',
+                                          str(flow_checkpoints)])
+    assert not (flow_checkpoints / 'FlowReg_tinny').exists()
 
 
 def test_crash_mid_epoch_loses_only_the_work_since_the_last_save(demo_root, tmp_path, monkeypatch):
@@ -163,7 +180,8 @@ def test_test_script_uses_the_data_root_of_the_command_line(flow_checkpoints, tm
     missing = tmp_path / 'nonexistent'
     with pytest.raises(FileNotFoundError, match=f'dataset root {missing}'):
         test_flow_regression_module.main(['--id', 'tiny', '--gpu_ids', '-1', '--checkpoints_dir',
-                                          str(flow_checkpoints), '--num_workers', '0', '--data_root', str(missing)])
+                                          str(flow_checkpoints), '--num_workers', '0', '--data_root', str(missing),
+                                          '--results_dir', str(tmp_path / 'results')])
 
 
 def test_test_script_refuses_a_different_architecture(flow_checkpoints):

@@ -114,16 +114,20 @@ def test_test_script_outputs(demo_root, trained_no_pix_warp, capsys):
     capsys.readouterr()
     result = test_pose_transfer.main(['--id', 'tiny4', '--which_epoch', 'best', '--gpu_ids', '-1', '--checkpoints_dir',
                                       str(ckpt_dir), '--num_workers', '0', '--batch_size', '5', '--save_output',
-                                      '--masked', '--n_vis', '3'])
+                                      '--masked', '--n_vis', '3', '--data_split', 'test'])
     out = capsys.readouterr().out
     assert re.search(r'\[model_id: PoseTransfer_tiny4  epoch: best\]  PSNR: \d+\.\d{4}  SSIM: \d\.\d{4}  '
                      r'mask_SSIM: \d\.\d{4}  sec_per_image: \d+\.\d{4}', out), out
     exp = ckpt_dir / 'PoseTransfer_tiny4'
+    results = exp / 'test_test_best'
+    assert f'results written to {results}' in out and f"metrics written to {results / 'metrics.json'}" in out
     split = json.loads((demo_root / 'Label' / 'pair_split.json').read_text())['test']
-    names = sorted(p.name for p in (exp / 'output').iterdir())
+    names = sorted(p.name for p in (results / 'images').iterdir())
     assert names == sorted(f'{a}_{b}.jpg' for a, b in split)
     assert result['n_batches'] == 3  # 12 pairs in batches of 5: the last partial batch is kept
-    saved = json.loads((exp / 'test_metrics_test_epochbest.json').read_text())
+    assert (result['results_dir'], result['output_dir'], result['json']) == (
+        str(results), str(results / 'images'), str(results / 'metrics.json'))
+    saved = json.loads((results / 'metrics.json').read_text())
     assert set(saved['metrics']) == {'PSNR', 'SSIM', 'mask_SSIM', 'sec_per_image', 'person_SSIM', 'person_L1'}
     assert set(saved['baselines']) == {'copy_source_PSNR', 'copy_source_SSIM', 'copy_source_mask_SSIM',
                                        'copy_source_person_SSIM', 'copy_source_person_L1',
@@ -138,13 +142,79 @@ def test_test_script_outputs(demo_root, trained_no_pix_warp, capsys):
     # Exact ground truth: a perfect flow alone beats copying the source on the person.
     assert b['gt_flow_warp_person_SSIM'] > b['copy_source_person_SSIM']
     assert b['gt_flow_warp_person_L1'] < b['copy_source_person_L1']
-    assert 0 < saved['metrics']['SSIM'] < 1 and (exp / 'vis' / 'test_epochbest.jpg').is_file()
-    assert (exp / 'test_opt.json').is_file()
+    assert 0 < saved['metrics']['SSIM'] < 1 and saved['visual_grid'] == str(results / 'vis.jpg')
+    assert sorted(p.name for p in results.iterdir()) == ['images', 'metrics.json', 'test_opt.json', 'vis.jpg',
+                                                         'vis_item_list.txt']
+    assert json.loads((results / 'test_opt.json').read_text())['G_vis_mode'] == 'residual'  # the merged options
+    # nothing of the test outside its folder (the original wrote output/, test_opt.json, vis/test_epoch*.jpg there)
+    assert not (exp / 'output').exists() and not (exp / 'test_opt.json').exists()
+    assert not (exp / 'vis' / 'test_epochbest.jpg').exists()  # (vis/test_epoch<N>.jpg are training's grids)
 
 
-def test_bn_mode_running_changes_test_outputs(demo_root, trained_no_pix_warp):
+def test_bn_mode_running_changes_test_outputs(demo_root, trained_no_pix_warp, tmp_path):
     common = ['--id', 'tiny4', '--gpu_ids', '-1', '--checkpoints_dir', str(trained_no_pix_warp), '--num_workers', '0',
-              '--n_vis', '0', '--n_test_batch', '1']
-    batch = test_pose_transfer.main(common)['metrics']['SSIM']
-    running = test_pose_transfer.main(common + ['--bn_mode', 'running'])['metrics']['SSIM']
+              '--n_vis', '0', '--n_test_batch', '1', '--data_split', 'test_small']
+    batch = test_pose_transfer.main(common + ['--results_dir', str(tmp_path / 'batch')])['metrics']['SSIM']
+    running = test_pose_transfer.main(common + ['--results_dir', str(tmp_path / 'running'),
+                                                '--bn_mode', 'running'])['metrics']['SSIM']
     assert batch != running
+
+
+def test_repeated_test_is_refused_or_replaced_never_mixed(trained_no_pix_warp, tmp_path):
+    """The original's output/ kept the images of every earlier run, so a metric script scored a mixture."""
+    args = ['--id', 'tiny4', '--gpu_ids', '-1', '--checkpoints_dir', str(trained_no_pix_warp), '--num_workers', '0',
+            '--n_vis', '0', '--save_output', '--batch_size', '2', '--results_dir', str(tmp_path)]
+    first = test_pose_transfer.main(args)
+    images = tmp_path / 'test_test_best' / 'images'
+    assert first['n_pairs'] == 12 and len(list(images.iterdir())) == 12
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        test_pose_transfer.main(args + ['--n_test_batch', '1'])
+    assert len(list(images.iterdir())) == 12
+    second = test_pose_transfer.main(args + ['--n_test_batch', '1', '--overwrite'])
+    assert second['n_pairs'] == 2 and len(list(images.iterdir())) == 2
+    assert json.loads((tmp_path / 'test_test_best' / 'metrics.json').read_text())['n_pairs'] == 2
+    # another epoch or split is another folder
+    test_pose_transfer.main(args + ['--n_test_batch', '1', '--data_split', 'test_small'])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['test_test_best', 'test_test_small_best']
+
+
+def tree_state(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns, p.stat().st_mode) for p in folder.rglob('*'))
+
+
+def test_read_only_model_folder_is_tested_with_results_dir(trained_no_pix_warp, tmp_path):
+    ckpt_dir = trained_no_pix_warp
+    exp = ckpt_dir / 'PoseTransfer_tiny4'
+    args = ['--id', 'tiny4', '--gpu_ids', '-1', '--checkpoints_dir', str(ckpt_dir), '--num_workers', '0', '--n_vis',
+            '2', '--save_output', '--n_test_batch', '1', '--batch_size', '2', '--which_epoch', 'latest',
+            '--results_dir', str(tmp_path / 'mine')]
+    before, before_ckpt = tree_state(exp), sorted(p.name for p in ckpt_dir.iterdir())
+    modes = {p: p.stat().st_mode for p in [exp, *exp.rglob('*')]}
+    try:
+        for path in modes:
+            path.chmod(path.stat().st_mode & ~0o222)
+        result = test_pose_transfer.main(args)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    assert tree_state(exp) == before and sorted(p.name for p in ckpt_dir.iterdir()) == before_ckpt
+    results = tmp_path / 'mine' / 'test_test_latest'
+    assert result['results_dir'] == str(results)
+    assert len(list((results / 'images').glob('*.jpg'))) == 2 and (results / 'vis.jpg').is_file()
+
+
+def test_unknown_test_id_lists_close_names_and_creates_nothing(trained_no_pix_warp):
+    ckpt_dir = trained_no_pix_warp
+    before = sorted(p.name for p in ckpt_dir.iterdir())
+    with pytest.raises(FileNotFoundError, match=r'did you mean PoseTransfer_tiny4') as info:
+        test_pose_transfer.main(['--id', 'tiny44', '--gpu_ids', '-1', '--checkpoints_dir', str(ckpt_dir)])
+    assert 'PoseTransfer_tiny44' in str(info.value)
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == before
+
+
+def test_removed_output_dir_option_says_where_images_go(trained_no_pix_warp, capsys):
+    with pytest.raises(SystemExit):
+        test_pose_transfer.main(['--id', 'tiny4', '--gpu_ids', '-1', '--checkpoints_dir', str(trained_no_pix_warp),
+                                 '--output_dir', 'output'])
+    err = capsys.readouterr().err
+    assert '--output_dir was removed' in err and 'images/' in err and '--results_dir' in err

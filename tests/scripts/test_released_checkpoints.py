@@ -89,7 +89,7 @@ def test_released_folder_tests_like_ours(size, demo_root, df_root, tmp_path, cap
     result = test_pose_transfer.main(argv + (['--masked'] if size == 'market' else []))
     out = capsys.readouterr().out
     assert f'[model_id: {pose_id}  epoch: best]  PSNR: ' in out
-    assert len(list((tmp_path / pose_id / 'output').glob('*.jpg'))) == 2
+    assert len(list((tmp_path / pose_id / 'test_test_best' / 'images').glob('*.jpg'))) == 2
     assert 0 <= result['metrics']['SSIM'] <= 1
 
     # The model really carries the released weights (strict load, shared downsample, 0.4.0 BatchNorm keys).
