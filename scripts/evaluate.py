@@ -3,7 +3,7 @@
     python scripts/evaluate.py --results_dir checkpoints/PoseTransfer_0.5/test_test_best --protocol intrinsic_flow
     python scripts/evaluate.py --results_dir ... --protocol gfla [--real_dir <training images>]
     python scripts/evaluate.py --results_dir ... --metrics ssim,mask_ssim,psnr,lpips,fid --out report.json
-    python scripts/evaluate.py --test_json checkpoints/PoseTransfer_0.5/test_metrics_test_epochbest.json --protocol gfla
+    python scripts/evaluate.py --test_json checkpoints/PoseTransfer_0.5/test_test_best/metrics.json --protocol gfla
     python scripts/evaluate.py --results_dir ... --protocol gfla_256x176 --set image.resize_rule=cv2_bilinear
     python scripts/evaluate.py --combine a.json b.json ... --md_out table.md
     python scripts/evaluate.py --list_protocols
@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from metrics.image_folder import RESULTS_IMAGES_DIR, RESULTS_OPTIONS_FILE
 from metrics.image_prep import DATASET_NAMES
 from metrics.protocols import METRIC_NAMES, PROTOCOLS, SECTIONS
 from training.protocol_eval import (EvalConfig, EvaluationError, WeightPaths, evaluate_results, markdown_table,
@@ -31,9 +32,10 @@ from util.io import atomic_write, load_json
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_argument_group('inputs')
-    src.add_argument('--results_dir', help='folder of generated <id_1>_<id_2>.jpg images')
-    src.add_argument('--test_json', help="a test_metrics_*.json of scripts/test_pose_transfer.py: takes the results "
-                                         "folder ('output_dir') and the dataset options from it")
+    src.add_argument('--results_dir', help='a test results folder test_<split>_<epoch>/ (its images/ are scored) or any '
+                                           'folder of generated <id_1>_<id_2>.jpg images')
+    src.add_argument('--test_json', help="the metrics.json of a test results folder of scripts/test_pose_transfer.py: "
+                                         "takes the images ('output_dir') and the dataset options from it")
     src.add_argument('--dataset_name', choices=DATASET_NAMES, default=None,
                      help='dataset of the results (default deepfashion, or the one in --test_json)')
     src.add_argument('--data_root', help="dataset folder (default: the dataset's preset, e.g. datasets/deepfashion/)")
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict | str:
     cfg = config_from_args(opt)
     report = evaluate_results(cfg)
     results_dir = Path(cfg.results_dir)
+    if results_dir.name == RESULTS_IMAGES_DIR and (results_dir.parent / RESULTS_OPTIONS_FILE).is_file():
+        results_dir = results_dir.parent  # the report goes beside the results folder, named after it
     out = Path(opt.out) if opt.out else results_dir.parent / f'eval_{results_dir.name}_{report["protocol"]}.json'
     save_report(report, out)
     if opt.md_out:

@@ -6,8 +6,10 @@
 #
 # First checks that every model, flow module and dataset is where scripts/download_models.sh,
 # download_deepfashion.sh and download_market1501.sh put them, and lists exactly what is missing otherwise.
-# Then, per model: scripts/test_pose_transfer.py --save_output (Market: --masked), which prints the path of its
-# test_metrics_*.json; that JSON names the folder of generated images ('output_dir') and the dataset, and
+# Then, per model: scripts/test_pose_transfer.py --save_output (Market: --masked) into
+# <out_dir>/PoseTransfer_<model>/test_test_best/ (--results_dir: the released folders stay untouched; --overwrite:
+# a rerun replaces the earlier results), which prints the path of its metrics.json; that JSON names the folder of
+# generated images ('output_dir') and the dataset, and
 # scripts/evaluate.py --test_json <it> evaluates that folder under intrinsic_flow and gfla. The table (model x
 # metric, both protocols) goes to <out_dir>/released.md, the reports to <out_dir>/<model>_<protocol>.json.
 # Extra arguments after `--` go to every evaluate.py call (e.g. -- --fid_weights /path/inception_v3_google-0cc3c7bd.pth).
@@ -62,10 +64,11 @@ for model in $models; do
     dataset=deepfashion; masked=()
     if [[ $model == m* ]]; then dataset=market; masked=(--masked); fi
     test_cmd=("$python" scripts/test_pose_transfer.py --gpu_ids "$gpu_ids" --id "PoseTransfer_$model"
-              --which_epoch best --save_output ${masked[@]+"${masked[@]}"} --checkpoints_dir "$checkpoints_dir")
+              --which_epoch best --save_output ${masked[@]+"${masked[@]}"} --checkpoints_dir "$checkpoints_dir"
+              --results_dir "$out_dir/PoseTransfer_$model" --overwrite)
     if [[ $dry_run == 1 ]]; then
         run "${test_cmd[@]}"
-        test_json='<the test_metrics_*.json the test prints>'
+        test_json='<the metrics.json the test prints>'
     else
         log="$out_dir/PoseTransfer_${model}_test.log"
         "${test_cmd[@]}" 2>&1 | tee "$log"

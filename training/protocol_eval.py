@@ -38,7 +38,7 @@ from metrics.averaging import average, n_used
 from metrics.fashion_classifiers import eval_transform, find_classifier_checkpoint, load_classifier, predict_arrays
 from metrics.fid import frechet_distance
 from metrics.fid_torchvision import TorchvisionInceptionPool, frechet_distance_sqrtm
-from metrics.image_folder import IMAGE_EXTS, list_images, split_pair_name
+from metrics.image_folder import IMAGE_EXTS, list_images, resolve_image_folder, split_pair_name
 from metrics.image_prep import ImageReadError, decode_image, resize_image, target_uint8, transform_keypoints
 from metrics.inception_score import (TF_GRAPH_DIR, TF_GRAPH_SHA256, TorchFidelityInception, TFInceptionGraph,
                                      inception_score_from_probs, load_pose_labels)
@@ -612,10 +612,14 @@ def evaluate_results(cfg: EvalConfig) -> dict[str, Any]:
     native = _native_size(cfg)
     rule = protocol.image.resize_rule
 
-    results_dir = Path(cfg.results_dir)
-    if not results_dir.is_dir():
-        raise EvaluationError(f'results folder {results_dir} not found; it is the folder of generated '
-                              f'<id_1>_<id_2>.jpg files written by scripts/test_pose_transfer.py --save_output')
+    if not Path(cfg.results_dir).is_dir():
+        raise EvaluationError(f'results folder {cfg.results_dir} not found; it is a test results folder '
+                              f'test_<split>_<epoch>/ of scripts/test_pose_transfer.py --save_output, or any folder '
+                              f'of generated <id_1>_<id_2>.jpg files')
+    try:  # a test results folder holds its images in images/, beside its grid
+        results_dir = resolve_image_folder(cfg.results_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise EvaluationError(str(e)) from None
     files = [p for p in results_dir.iterdir() if p.is_file() and p.suffix.lower().lstrip('.') in IMAGE_EXTS]
     if not files:
         raise EvaluationError(f'no images (*.jpg, *.png) in {results_dir}; run scripts/test_pose_transfer.py with '
@@ -754,8 +758,9 @@ def evaluate_results(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.strict and skipped_metrics:
         raise EvaluationError(f'--strict: metrics failed: {skipped_metrics}')
 
-    label = cfg.label or (results_dir.parent.name if results_dir.parent.name.startswith('PoseTransfer_')
-                          else results_dir.name)
+    # The experiment's name: <experiment>/test_<split>_<epoch>/images/ or any <experiment>/<folder>/.
+    named = [d.name for d in (results_dir.parent, results_dir.parent.parent) if d.name.startswith('PoseTransfer_')]
+    label = cfg.label or (named[0] if named else results_dir.name)
     report = {
         'label': label,
         'protocol': protocol.name,

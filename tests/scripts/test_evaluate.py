@@ -31,15 +31,16 @@ def demo_test_json(demo_root, flow_checkpoints) -> Path:
                                     '--loss_weight_content', '0', '--n_epoch', '1'])
     result = test_pose_transfer.main(['--id', 'evaldemo', '--which_epoch', 'best', '--gpu_ids', '-1',
                                       '--checkpoints_dir', str(ckpt), '--num_workers', '0', '--save_output',
-                                      '--output_dir', 'test_test_best', '--masked', '--n_vis', '0'])
+                                      '--masked', '--n_vis', '0'])
     return Path(result['json'])
 
 
 @pytest.mark.slow
 def test_evaluate_cli_on_the_demo_model_output(demo_test_json, tmp_path_factory, tmp_path, capsys):
     test = json.loads(demo_test_json.read_text())
-    results = Path(test['output_dir'])
-    assert results.name == 'test_test_best' and len(list(results.glob('*.jpg'))) == 12
+    images = Path(test['output_dir'])
+    results = images.parent  # the test results folder test_test_best/ (its images/ are what evaluate.py scores)
+    assert (results.name, images.name) == ('test_test_best', 'images') and len(list(images.glob('*.jpg'))) == 12
     weights = ['--inception_weights', str(fidelity_inception_weights(tmp_path_factory)),
                '--fid_weights', str(torchvision_inception_weights(tmp_path_factory)),
                '--alexnet_weights', str(alexnet_weights(tmp_path_factory)), '--no_progress']
