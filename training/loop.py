@@ -161,7 +161,8 @@ def _train(run: RunStart, spec: TrainSpec, ctx: distributed.DistContext) -> dict
         if ctx.enabled:  # this process's slice of every global batch
             sampler = distributed.RankSlice(sampler, opt.batch_size, ctx)
         loader = make_dataloader(train_set, opt.batch_size // ctx.world_size, num_workers=opt.num_workers,
-                                 drop_last=True, sampler=sampler, seed=epoch_seed)
+                                 drop_last=True, sampler=sampler, seed=epoch_seed,
+                                 pin_memory=opt.device.type == 'cuda')
         state.epoch, state.epoch_done, state.batches_done = epoch, False, start
         bar = tqdm(total=steps_per_epoch, initial=start, desc=f'epoch {epoch}/{n_epochs}',
                    disable=None if ctx.is_main else True)

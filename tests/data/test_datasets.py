@@ -441,3 +441,20 @@ def test_with_project_option_classes(demo_root: Path) -> None:
         ds = create_dataset(opt, 'test')
         assert isinstance(ds, expected) and set(ds[0]) == ITEM_KEYS
         assert tuple(ds[0]['img_1'].shape) == (3, H, W)
+
+
+def test_loader_workers_keep_freed_memory_and_give_the_same_items(demo_root: Path) -> None:
+    opt = make_opt(demo_root, 'pose_transfer', batch_size=4)
+    test_set = create_dataset(opt, 'test')
+    subset = torch.utils.data.Subset(test_set, range(8))
+    in_process = list(make_dataloader(subset, 4))
+    loader = make_dataloader(subset, 4, num_workers=1)
+    assert loader.worker_init_fn is not None and not loader.pin_memory  # pinned only when training on CUDA
+    with_workers = list(loader)
+    for a, b in zip(in_process, with_workers, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], torch.Tensor):
+                assert torch.equal(a[key], b[key]), key
+            else:
+                assert a[key] == b[key], key
