@@ -3,11 +3,5 @@
 # with $PYTHON, else the project's .venv, else python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [[ -n "${PYTHON:-}" ]]; then
-    python="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-    python=.venv/bin/python
-else
-    python=python3
-fi
+source scripts/_python.sh
 exec "$python" -m data.download "$@"

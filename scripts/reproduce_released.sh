@@ -16,13 +16,7 @@
 # --dry_run checks the inputs and prints the commands without running them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if [[ -n "${PYTHON:-}" ]]; then
-    python="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-    python=.venv/bin/python
-else
-    python=python3
-fi
+source scripts/_python.sh
 
 gpu_ids=0
 models="0.1 0.2 0.3 0.4 0.5 m0.1 m0.2 m0.3 m0.4 m0.5"
