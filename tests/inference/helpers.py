@@ -51,6 +51,7 @@ def write_model_folder(ckpt: Path, pose_id: str = 'PoseTransfer_tiny', flow_id: 
     pose_opt = TrainPoseTransferOptions().parse(
         ['--id', pose_id, '--dataset_name', dataset_name, '--which_model_G', 'dual_unet', '--G_feat_warp', '1',
          '--G_vis_mode', 'residual', '--G_pix_warp', str(int(pix_warp)), '--pretrained_flow_id', flow_id,
+         *(['--pretrained_G_id', f'{pose_id}_no_pix_warp'] if pix_warp else []),
          '--gpu_ids', '-1', *TINY_G, *extra_args], display=False, save=False)
     pose_dir = ckpt / pose_opt.id
     save_options(pose_opt, pose_dir / 'train_opt.json')

@@ -422,7 +422,7 @@ def bad_inputs(tmp_path, photo):
 
 @pytest.mark.parametrize('source, source_pose, error, message', [
     ('text.jpg', 'pose.json', ImageError, r'text.jpg is not a readable image'),
-    ('empty.png', 'pose.json', ImageError, r'empty.png is not a readable image \(0 bytes\)'),
+    ('empty.png', 'pose.json', ImageError, r'empty.png is empty \(0 bytes\)'),
     ('absent.jpg', 'pose.json', FileNotFoundError, r'image file not found: .*absent.jpg'),
     ('small', 'pose.json', ImageError, r'<source image>: the image is 20x30 .* at least 32 pixels'),
     ('photo', 'unknown.json', KeypointError, r'unknown.json: unknown keypoint format'),
