@@ -71,7 +71,7 @@ def test_pipeline_reproduces_the_test_script(bn_mode, demo_root, repose_model, t
                         lambda images, ids, out_dir: captured.append((images.detach().cpu().clone(), list(ids))))
     test_pose_transfer.main(['--id', repose_model.name, '--which_epoch', 'best', '--gpu_ids', '-1',
                              '--checkpoints_dir', str(repose_model.parent), '--num_workers', '0', '--batch_size', '4',
-                             '--save_output', '--n_vis', '0', '--bn_mode', bn_mode])
+                             '--save_output', '--n_vis', '0', '--bn_mode', bn_mode, '--overwrite'])
     script = torch.cat([images for images, _ in captured])
     assert [pair for _, ids in captured for pair in ids] == test_pairs and len(test_pairs) == 12
 
