@@ -28,7 +28,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from webapp.catalog import DatasetGallery, ModelEntry, list_models, load_gallery, resolve_data_root
-from webapp.uploads import (MAX_UPLOAD_BYTES, UploadError, check_image_upload, check_keypoint_upload,
+from webapp.uploads import (MAX_UPLOAD_BYTES, check_image_upload, check_keypoint_upload,
                          extract_keypoint_zip)
 from inference.media import load_image, save_image, write_video
 from inference.pipeline import KeypointFile, PoseTransferPipeline, ReposeResult

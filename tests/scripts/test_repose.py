@@ -180,7 +180,7 @@ def test_pose_sequence_to_gif(repose_model, demo_root, test_pairs, poses, tmp_pa
 def test_batch_mode_reports_bad_rows_and_keeps_going(repose_model, demo_root, test_pairs, poses, tmp_path, capsys):
     labels = demo_root / 'Label' / 'pose_label.pkl'
     (tmp_path / 'broken.jpg').write_text('not a photo')
-    (a, b), (c, d) = test_pairs[0], test_pairs[1]
+    a, (c, d) = test_pairs[0][0], test_pairs[1]
     rows = [
         {'source': str(_image_path(demo_root, a)), 'source_pose': str(poses / 'source.json'),
          'target_pose': str(poses / 'target.json'), 'output': 'first'},
