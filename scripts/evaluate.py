@@ -32,8 +32,8 @@ from util.io import atomic_write, load_json
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_argument_group('inputs')
-    src.add_argument('--results_dir', help='a test results folder test_<split>_<epoch>/ (its images/ are scored) or any '
-                                           'folder of generated <id_1>_<id_2>.jpg images')
+    src.add_argument('--results_dir', help='a test results folder test_<split>_<epoch>/ (its images/ are scored) '
+                                           'or any folder of generated <id_1>_<id_2>.jpg images')
     src.add_argument('--test_json', help="the metrics.json of a test results folder of scripts/test_pose_transfer.py: "
                                          "takes the images ('output_dir') and the dataset options from it")
     src.add_argument('--dataset_name', choices=DATASET_NAMES, default=None,

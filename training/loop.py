@@ -244,5 +244,6 @@ def _train(run: RunStart, spec: TrainSpec, ctx: distributed.DistContext) -> dict
     logger.close()
     distributed.barrier(ctx)
     distributed.destroy_process_group()
-    return {'model': model, 'best_metric': state.best_metric, 'best_epoch': state.best_epoch, 'last_metrics': last_metrics,
-            'step': state.step, 'epoch': state.epoch, 'learning_rate': model.current_learning_rate()}
+    return {'model': model, 'best_metric': state.best_metric, 'best_epoch': state.best_epoch,
+            'last_metrics': last_metrics, 'step': state.step, 'epoch': state.epoch,
+            'learning_rate': model.current_learning_rate()}
