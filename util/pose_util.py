@@ -12,12 +12,10 @@ import torch
 from scipy import ndimage
 from skimage.draw import disk, polygon
 
-JOINT_NAMES = (
-    'nose', 'neck', 'right_shoulder', 'right_elbow', 'right_wrist', 'left_shoulder', 'left_elbow',
-    'left_wrist', 'right_hip', 'right_knee', 'right_ankle', 'left_hip', 'left_knee', 'left_ankle',
-    'right_eye', 'left_eye', 'right_ear', 'left_ear',
-)
-NUM_JOINTS = len(JOINT_NAMES)
+from util.keypoints import COCO18_JOINT_NAMES, NUM_JOINTS
+
+# The 18 joints of the datasets' labels (OpenPose's COCO-18 order), defined once with the keypoint-file readers.
+JOINT_NAMES = COCO18_JOINT_NAMES
 
 # Limbs drawn in pose visualisations (0-based joint indices).
 DRAW_LIMBS = (
