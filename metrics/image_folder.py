@@ -65,6 +65,14 @@ def resolve_image_folder(img_dir: str | os.PathLike) -> Path:
     return folder
 
 
+def results_folder_of(img_dir: str | os.PathLike) -> Path:
+    """The test results folder ``test_<split>_<epoch>/`` that ``img_dir`` is the ``images/`` of, else ``img_dir``."""
+    folder = Path(img_dir)
+    if folder.name == RESULTS_IMAGES_DIR and (folder.parent / RESULTS_OPTIONS_FILE).is_file():
+        return folder.parent
+    return folder
+
+
 def list_images(img_dir: str | os.PathLike, exts: Sequence[str] = IMAGE_EXTS) -> list[Path]:
     """Image files directly inside ``img_dir`` (for a test results folder: inside its ``images/``).
 

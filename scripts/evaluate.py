@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metrics.image_folder import RESULTS_IMAGES_DIR, RESULTS_OPTIONS_FILE
+from metrics.image_folder import results_folder_of
 from metrics.image_prep import DATASET_NAMES
 from metrics.protocols import METRIC_NAMES, PROTOCOLS, SECTIONS
 from training.protocol_eval import (EvalConfig, EvaluationError, WeightPaths, evaluate_results, markdown_table,
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> dict | str:
         return table
     cfg = config_from_args(opt)
     report = evaluate_results(cfg)
-    results_dir = Path(cfg.results_dir)
-    if results_dir.name == RESULTS_IMAGES_DIR and (results_dir.parent / RESULTS_OPTIONS_FILE).is_file():
-        results_dir = results_dir.parent  # the report goes beside the results folder, named after it
+    results_dir = results_folder_of(cfg.results_dir)  # the report goes beside the results folder, named after it
     out = Path(opt.out) if opt.out else results_dir.parent / f'eval_{results_dir.name}_{report["protocol"]}.json'
     save_report(report, out)
     if opt.md_out:
