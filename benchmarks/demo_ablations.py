@@ -47,9 +47,10 @@ def main(argv=None):
     p.add_argument('--full_lr', type=float, default=prof['full_lr'], help='pixel-warping network learning rate')
     p.add_argument('--prefix', default='abl')
     args = p.parse_args(argv)
-    common = ['--dataset_name', 'demo', '--gpu_ids', '-1', '--data_root', args.data_root, '--checkpoints_dir',
-              args.checkpoints_dir, '--num_workers', '2', '--tensorboard', '0', '--pretrained_flow_id', 'FlowReg_demo',
-              '--loss_weight_content', '0', '--n_vis', '16', '--display_freq', '50', '--save_epoch_freq', '100',
+    # --overwrite: every run retrains the ablations from scratch
+    common = ['--overwrite', '--dataset_name', 'demo', '--gpu_ids', '-1', '--data_root', args.data_root,
+              '--checkpoints_dir', args.checkpoints_dir, '--num_workers', '2', '--tensorboard', '0',
+              '--pretrained_flow_id', 'FlowReg_demo', '--loss_weight_content', '0', '--n_vis', '16', '--display_freq', '50', '--save_epoch_freq', '100',
               '--G_nf', str(args.G_nf), '--G_max_nf', str(args.G_max_nf)]
     rows, times = [], {}
     schedule = ['--lr', str(args.lr), '--n_epoch', str(args.epochs), '--max_steps_per_epoch', str(args.steps),

@@ -1,7 +1,7 @@
 """The quick-start job: the whole pipeline on the synthetic demo dataset, with the same scripts and options a user
 runs on DeepFashion (only ``--dataset_name demo`` and small epoch counts).
 
-    python scripts/demo.py            # about 10 minutes on 2 CPU cores
+    python scripts/demo.py            # about 11 minutes on 2 CPU cores
     python scripts/demo.py --tiny     # a smoke run of every step (used by the tests)
 
 Steps: generate ``datasets/demo`` if missing; train the flow regression module (``FlowReg_demo``); train the
@@ -10,8 +10,9 @@ network on top of it (``PoseTransfer_demo_5``); test both modules on the demo te
 (``PoseTransfer_demo_5/quickstart.jpg``: source, target pose, output, target, predicted flow for a few test pairs).
 Every step prints the command line it runs; at the end the demo prints the time of each step. The demo's network
 widths and learning rates (chosen for a short CPU run) are options on these command lines; the scripts' defaults
-stay the paper's. Test results go to ``<checkpoints_dir>/<id>/test_test_best/`` and are
-replaced on every run (``--overwrite``: the models were just retrained).
+stay the paper's. Every run starts the three models afresh (the training commands carry ``--overwrite``: a
+second run replaces the first run's ``FlowReg_demo``, ``PoseTransfer_demo_4`` and ``PoseTransfer_demo_5``). Test
+results go to ``<checkpoints_dir>/<id>/test_test_best/`` and are replaced on every run too.
 """
 import _path  # noqa: F401
 
@@ -35,13 +36,13 @@ from training.evaluation import save_pose_picture
 
 # Per profile: epochs and iterations per epoch of each stage (batch size 8), network widths and learning rates of
 # the flow module (flow_*) and the generator (G_*, pose_lr; full_lr for the pixel-warping network of the full model).
-# 'default' fits ~10 min on 2 cores; see the README for how it was chosen.
+# 'default' takes ~11 min on 2 idle cores (measured); see the README for how it was chosen.
 PROFILES = {
-    'default': dict(flow_epochs=4, flow_steps=300, flow_nf=16, flow_max_nf=64, flow_lr=1e-3,
-                    pose_epochs=4, pose_steps=200, G_nf=16, G_max_nf=64, pose_lr=1e-3,
-                    full_epochs=1, full_steps=100, full_lr=2e-4,
-                    epoch_add_gan=4, n_vis=16, picture_pairs=4, dataset_args=[]),
-    'tiny': dict(flow_epochs=1, flow_steps=2, flow_nf=8, flow_max_nf=16, flow_lr=1e-4,
+    'default': dict(flow_epochs=3, flow_steps=240, flow_nf=16, flow_max_nf=64, flow_lr=1e-3, flow_lr_decay=2,
+                    pose_epochs=3, pose_steps=70, G_nf=16, G_max_nf=64, pose_lr=1e-3,
+                    full_epochs=1, full_steps=30, full_lr=2e-4,
+                    epoch_add_gan=3, n_vis=16, picture_pairs=4, dataset_args=[]),
+    'tiny': dict(flow_epochs=1, flow_steps=2, flow_nf=8, flow_max_nf=16, flow_lr=1e-4, flow_lr_decay=1,
                  pose_epochs=2, pose_steps=2, G_nf=8, G_max_nf=16, pose_lr=2e-4,
                  full_epochs=1, full_steps=2, full_lr=2e-4,
                  epoch_add_gan=2, n_vis=8, picture_pairs=2, dataset_args=['--n_identities', '8',
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
             if code:
                 raise SystemExit(f'generating the demo dataset in {args.data_root} failed (exit code {code})')
 
-    common = ['--dataset_name', 'demo', '--gpu_ids', args.gpu_ids, '--data_root', args.data_root,
+    # --overwrite: the demo trains its three models from scratch on every run (a rerun replaces the last one's)
+    common = ['--overwrite', '--dataset_name', 'demo', '--gpu_ids', args.gpu_ids, '--data_root', args.data_root,
               '--checkpoints_dir', args.checkpoints_dir, '--num_workers', args.num_workers, '--tensorboard', '0']
     # --overwrite: the models were just retrained, so the results of an earlier demo run (test_test_best/) are replaced
     test_common = ['--which_epoch', 'best', '--gpu_ids', args.gpu_ids, '--checkpoints_dir', args.checkpoints_dir,
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         run('train the flow regression module', train_flow_regression_module, [
             '--id', 'demo', '--which_model', 'unet_v2', *common, '--nf', str(prof['flow_nf']),
             '--max_nf', str(prof['flow_max_nf']), '--lr', str(prof['flow_lr']), '--n_epoch', str(prof['flow_epochs']),
-            '--max_steps_per_epoch', str(prof['flow_steps']), '--lr_decay', str(max(prof['flow_epochs'] - 2, 1)),
+            '--max_steps_per_epoch', str(prof['flow_steps']), '--lr_decay', str(prof['flow_lr_decay']),
             '--save_epoch_freq', '100', '--n_vis', str(prof['n_vis']), '--display_freq', '50'])
     with timed(times, 'test the flow module'):
         flow = run('test the flow regression module on the demo test split', test_flow_regression_module,

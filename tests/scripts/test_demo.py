@@ -72,6 +72,23 @@ def test_demo_runs_the_whole_pipeline_without_vgg(tmp_path, empty_hub, capsys):
         assert re.search(rf'  {re.escape(stage)} +\d+\.\d s', out), stage
 
 
+@pytest.mark.slow
+def test_demo_runs_again_in_the_same_folders_with_the_same_results(tmp_path, empty_hub, capsys):
+    """A second quick start retrains the three models in place (it used to stop: 'already holds checkpoints')."""
+    args = ['--tiny', '--checkpoints_dir', str(tmp_path / 'ckpt'), '--data_root', str(tmp_path / 'demo'),
+            '--num_workers', '0']
+    first = demo.main(args)
+    flow_weights = tmp_path / 'ckpt' / 'FlowReg_demo' / 'best_net_netF.pth'
+    first_flow = torch.load(flow_weights, map_location='cpu', weights_only=True)
+    capsys.readouterr()
+    second = demo.main(args)
+    out = capsys.readouterr().out
+    assert out.count('--overwrite') >= 3  # the three training commands as printed
+    assert second['metrics'] == first['metrics'] and second['flow_metrics'] == first['flow_metrics']
+    again = torch.load(flow_weights, map_location='cpu', weights_only=True)
+    assert again.keys() == first_flow.keys() and all(torch.equal(again[k], first_flow[k]) for k in again)
+
+
 @pytest.mark.parametrize('where', ['--vgg_weights', 'hub cache'])
 def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_path, empty_hub, monkeypatch, capsys):
     """Which command lines the demo runs when a (random-weight) VGG19 file is found; the steps are recorded, not
