@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = _fashion_cli.build_parser('attr')
     opt = parser.parse_args(argv)
     if opt.train:
-        return {'best': str(train_from_options(opt, 'attr'))}
+        best, model = train_from_options(opt, 'attr')
+        return {'best': str(best), 'model': model}
     if opt.test_dir is None:
         parser.error('--test_dir is required unless --train is given')
     result = compute_attr_rec(opt.test_dir, fn_label=opt.fn_label, exp_id=opt.id, checkpoints_dir=opt.checkpoints_dir,

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = _fashion_cli.build_parser('inception')
     opt = parser.parse_args(argv)
     if opt.train:
-        return {'best': str(train_from_options(opt, 'inception'))}
+        best, model = train_from_options(opt, 'inception')
+        return {'best': str(best), 'model': model}
     if opt.test_dir is None:
         parser.error('--test_dir is required unless --train is given')
     result = compute_fashion_is(opt.test_dir, exp_id=opt.id, checkpoints_dir=opt.checkpoints_dir,

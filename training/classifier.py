@@ -6,6 +6,10 @@ pieces: the project's step learning-rate formula, atomic weight files and best-c
 index}``) or ``attr_label.pkl`` (``{'label': {id: 0/1 vector}, 'entry': [names]}``), ImageNet initialisation from
 the torchvision weights file, Adam or SGD; after each epoch the ``test`` ids (if any) are evaluated and the best
 model is saved as ``best.pth`` (plus ``latest.pth``).
+
+Under ``torchrun`` the training is data-parallel like the pose-transfer training (:mod:`util.distributed`):
+``--batch_size`` is the global batch, every process takes its slice of each global batch of one shared shuffle
+order, BatchNorm normalises each process's slice, and only rank 0 evaluates, prints and writes.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from torch.utils.data import RandomSampler
 
 from data.data_loader import make_dataloader
 from metrics.attr_rec import load_attr_labels, mean_average_precision, resolve_attr_label_file
@@ -27,7 +32,8 @@ from metrics.fashion_classifiers import (TORCHVISION_URL, ImageLabelDataset, bui
 from metrics.image_folder import existing_file, match_label_key
 from models.base_model import step_learning_rate
 from training.loop import improves
-from util.device import select_device
+from util import distributed
+from util.device import parse_gpu_ids, select_device
 from util.io import load_json
 from util.weights import atomic_torch_save, cpu_state_dict, load_state_dict_compat, safe_torch_load
 
@@ -61,7 +67,8 @@ def train_classifier(model: nn.Module, loader: Iterable, *, task: str = 'single_
                      weight_decay: float = 0.0, optim: str = 'adam', lr_decay: int = 10, lr_gamma: float = 0.1,
                      display_freq: int = 10, max_steps_per_epoch: int | None = None,
                      epoch_end: Callable[[int], None] | None = None,
-                     log: Callable[[str], None] = print) -> list[float]:
+                     log: Callable[[str], None] = print,
+                     ctx: distributed.DistContext = distributed.SINGLE) -> list[float]:
     """Train ``model`` on ``(image, label)`` batches.
 
     Args:
@@ -71,6 +78,8 @@ def train_classifier(model: nn.Module, loader: Iterable, *, task: str = 'single_
         lr, lr_decay, lr_gamma: step decay (:func:`models.base_model.step_learning_rate`).
         max_steps_per_epoch: stop each epoch after this many steps (debug runs).
         epoch_end: called with the 0-based epoch after each epoch (evaluation, saving).
+        ctx: under torchrun, ``model`` is the DistributedDataParallel wrapper and ``loader`` yields this process's
+            slices; the epoch's mean loss is averaged over the processes.
 
     Inception-v3 in training mode also returns its auxiliary logits; only the main logits enter the
     loss (the auxiliary head keeps its 1000 ImageNet classes, as in the released checkpoint).
@@ -113,7 +122,7 @@ def train_classifier(model: nn.Module, loader: Iterable, *, task: str = 'single_
                     f'lr {optimizer.param_groups[0]["lr"]:.3g}')
         if not losses:
             raise ValueError('the training loader yielded no batch')
-        epoch_losses.append(float(np.mean(losses)))
+        epoch_losses.append(distributed.mean_over_ranks(float(np.mean(losses)), ctx))
         log(f'epoch {epoch + 1}/{n_epoch}: mean loss {epoch_losses[-1]:.4f}')
         if epoch_end is not None:
             epoch_end(epoch)
@@ -142,12 +151,17 @@ def _labelled_paths(ids: Sequence[str], labels: dict, img_dir: str | os.PathLike
     return paths, np.stack([np.asarray(t, dtype=np.float32) for t in targets])
 
 
-def train_from_options(opt: argparse.Namespace, kind: str) -> Path:
+def train_from_options(opt: argparse.Namespace, kind: str) -> tuple[Path, nn.Module]:
     """``--train`` of the fashion scripts: train the ``kind`` classifier and save
     ``<checkpoints_dir>/<Fashion_*>/<id>/best.pth`` (best on the split's ``test`` ids, else last) and
-    ``latest.pth``. Returns the path of ``best.pth``."""
+    ``latest.pth`` (rank 0 only under torchrun). Returns the path of ``best.pth`` and the trained network (the
+    last epoch's weights, on its device)."""
     spec = get_spec(kind)
-    device = select_device(opt.gpu_ids)
+    ctx = distributed.context_from_env()
+    distributed.check_multi_gpu_launch(parse_gpu_ids(opt.gpu_ids), ctx)
+    local_batch = distributed.per_rank_batch(opt.batch_size, ctx)
+    device = distributed.init_process_group(ctx, select_device(opt.gpu_ids))
+    log = print if ctx.is_main else _quiet
     split = load_json(opt.fn_split)
     if not isinstance(split, dict) or 'train' not in split:
         raise ValueError(f'{opt.fn_split}: expected a JSON object with a "train" list of image ids')
@@ -165,10 +179,9 @@ def train_from_options(opt: argparse.Namespace, kind: str) -> Path:
     if not opt.from_scratch:
         imagenet = find_imagenet_weights(kind, opt.imagenet_weights)
         init_from_imagenet(model, kind, imagenet)
-        print(f'initialised from {imagenet}')
-    loader = make_dataloader(ImageLabelDataset(train_paths, train_transform(opt.rescale_size, opt.crop_size), train_y),
-                             opt.batch_size, num_workers=opt.num_workers, shuffle=True,
-                             drop_last=len(train_paths) > opt.batch_size, seed=opt.seed)
+        log(f'initialised from {imagenet}')
+    loader = _training_loader(ImageLabelDataset(train_paths, train_transform(opt.rescale_size, opt.crop_size),
+                                                train_y), opt.batch_size, local_batch, opt.num_workers, opt.seed, ctx)
     out_dir = Path(opt.checkpoints_dir) / spec.folders[0] / opt.id
     best: dict[str, float | None] = {'score': None}
 
@@ -176,6 +189,11 @@ def train_from_options(opt: argparse.Namespace, kind: str) -> Path:
         return atomic_torch_save(cpu_state_dict(model), out_dir / name)
 
     def epoch_end(epoch: int) -> None:
+        if ctx.is_main:
+            rank0_epoch_end(epoch)
+        distributed.barrier(ctx)  # the other processes wait while rank 0 evaluates and saves
+
+    def rank0_epoch_end(epoch: int) -> None:
         save('latest.pth')
         if not test_paths:
             save('best.pth')
@@ -188,12 +206,40 @@ def train_from_options(opt: argparse.Namespace, kind: str) -> Path:
             name, score = 'accuracy', float((scores.argmax(1) == y).mean() * 100)
         else:
             name, score = 'mean_ap', mean_average_precision(scores, y)
-        print(f'epoch {epoch + 1}: test {name} {score:.3f}')
+        log(f'epoch {epoch + 1}: test {name} {score:.3f}')
         if improves(score, best['score'], 'max'):
             best['score'] = score
-            print(f'saved {save("best.pth")}')
+            log(f'saved {save("best.pth")}')
 
-    train_classifier(model, loader, task=spec.task, device=device, n_epoch=opt.n_epoch, lr=opt.lr,
-                     weight_decay=opt.weight_decay, optim=opt.optim, lr_decay=opt.lr_decay, lr_gamma=opt.lr_gamma,
-                     display_freq=opt.display_freq, max_steps_per_epoch=max_batches, epoch_end=epoch_end)
-    return out_dir / 'best.pth'
+    if kind == 'inception':
+        # The auxiliary head's logits stay out of the loss, so its weights never get a gradient and never change;
+        # saying so lets DistributedDataParallel skip them (it would otherwise wait for their gradients).
+        model.AuxLogits.requires_grad_(False)
+    model.to(device)
+    trained = distributed.wrap_data_parallel(model, ctx, device) if ctx.enabled else model
+    try:
+        train_classifier(trained, loader, task=spec.task, device=device, n_epoch=opt.n_epoch, lr=opt.lr,
+                         weight_decay=opt.weight_decay, optim=opt.optim, lr_decay=opt.lr_decay,
+                         lr_gamma=opt.lr_gamma, display_freq=opt.display_freq, max_steps_per_epoch=max_batches,
+                         epoch_end=epoch_end, log=log, ctx=ctx)
+    finally:
+        distributed.destroy_process_group()
+    return out_dir / 'best.pth', model
+
+
+def _quiet(message: str) -> None:
+    """The log of the processes other than rank 0."""
+
+
+def _training_loader(dataset: ImageLabelDataset, global_batch: int, local_batch: int, num_workers: int, seed: int,
+                     ctx: distributed.DistContext):
+    """Batches of ``local_batch`` samples: this process's slice of each global batch of a shuffle order that every
+    process draws alike from ``seed`` (a new order each epoch). The augmentation draws (random crop and flip) are
+    seeded per process."""
+    order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    if ctx.enabled and len(dataset) < global_batch:
+        raise ValueError(f'{len(dataset)} training images are fewer than the global --batch_size {global_batch}: '
+                         f'every process would get an empty batch; lower --batch_size')
+    sampler = distributed.RankSlice(order, global_batch, ctx) if ctx.enabled else order
+    return make_dataloader(dataset, local_batch, num_workers=num_workers, sampler=sampler,
+                           drop_last=len(dataset) > global_batch, seed=distributed.rank_seed(seed, ctx.rank))

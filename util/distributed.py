@@ -132,6 +132,17 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def mean_over_ranks(value: float, ctx: DistContext) -> float:
+    """The mean of ``value`` over the processes (a float on every rank); single process: ``value``."""
+    if not ctx.enabled:
+        return value
+    total = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == 'nccl':
+        total = total.cuda()
+    dist.all_reduce(total)
+    return float(total.item()) / ctx.world_size
+
+
 def broadcast_object(obj, ctx: DistContext):
     """Rank 0's ``obj`` (picklable, from our own processes only) on every rank."""
     if not ctx.enabled:

@@ -4,6 +4,9 @@
 runs ``scripts/<script>.py``'s ``main(ARGS)`` and then writes this rank's trained parameters to
 ``<out_dir>/rank<r>.pt`` (outside the experiment folder, which only rank 0 may write).
 
+``... ddp_worker.py classifier <fashion script> <out_dir> ARGS...`` trains a fashion classifier (``--train``) and
+writes this rank's final state_dict to ``<out_dir>/rank<r>.pt``.
+
 ``... ddp_worker.py equivalence <out_dir> ARGS...`` runs one data-parallel flow step on a fixed batch of 8 and
 writes rank 0's parameters to ``<out_dir>/ddp.pt``; :func:`equivalence_reference` is the single-process step whose
 batch of 8 is normalised in two halves of 4.
@@ -28,6 +31,9 @@ from models import create_model  # noqa: E402
 from options.flow_regression_options import TrainFlowRegressionOptions  # noqa: E402
 from training.loop import seed_everything  # noqa: E402
 from util import distributed  # noqa: E402
+
+
+CLASSIFIER_INIT_SEED = 1234
 
 
 def trained_parameters(model) -> dict[str, torch.Tensor]:
@@ -87,6 +93,11 @@ def main() -> None:
         script, out_dir, *argv = rest
         summary = importlib.import_module(script).main(argv)
         torch.save(trained_parameters(summary['model']), Path(out_dir) / f'rank{rank}.pt')
+    elif mode == 'classifier':
+        script, out_dir, *argv = rest
+        torch.manual_seed(CLASSIFIER_INIT_SEED)  # a known initialisation (DDP broadcasts rank 0's anyway)
+        model = importlib.import_module(script).main(argv)['model']
+        torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, Path(out_dir) / f'rank{rank}.pt')
     elif mode == 'equivalence':
         out_dir, *argv = rest
         params = equivalence_ddp(argv)

@@ -7,19 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from metrics.fashion_classifiers import build_classifier
+from util.io import save_json, save_pickle
 from util.weights import safe_torch_load
 
 from tests.helpers import flow_args
+from tests.metrics.weights_helpers import write_images
 from tests.scripts import ddp_worker
 from tests.scripts.test_pose_pipeline import ABLATIONS, pose_args
 
 WORKER = Path(ddp_worker.__file__)
 
 
-def torchrun(*args: str, nproc: int = 2) -> None:
+def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         env.pop(key, None)
@@ -27,6 +31,7 @@ def torchrun(*args: str, nproc: int = 2) -> None:
            str(WORKER), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f'{" ".join(cmd)}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}'
+    return proc
 
 
 def assert_same_parameters(a: dict, b: dict, atol: float = 0.0) -> None:
@@ -119,3 +124,45 @@ def test_ddp_step_equals_single_step_with_per_half_batchnorm(demo_root, tmp_path
     # The step moved the weights (the comparison is not between two untouched initialisations).
     start = ddp_worker.equivalence_reference([*args, '--lr', '0'])
     assert max(float((ddp[k] - start[k]).abs().max()) for k in ddp) > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['attr', 'inception'])
+def test_fashion_classifier_two_processes_train_identically(kind, tmp_path):
+    """A fashion classifier's --train under torchrun: identical weights on both ranks, files and prints from rank 0
+    only, and the weights moved. (Inception-v3: its auxiliary head stays out of the loss and out of DDP.)"""
+    ids = [f'fashionWOMENDressesid00000{k:05d}_1front' for k in range(10)]
+    write_images(tmp_path / 'img', ids, size=(40, 40), seed=5)
+    rng = np.random.default_rng(2)
+    save_json({'train': ids[:8], 'test': ids[8:]}, tmp_path / 'split.json')
+    if kind == 'attr':
+        script, folder, n_epoch = 'fashion_attribute_score', 'Fashion_Attr', 2
+        save_pickle({'label': {i: (rng.random(6) < 0.5).astype(np.int64) for i in ids},
+                     'entry': [f'attr{a}' for a in range(6)]}, tmp_path / 'labels.pkl')
+        args = ['--n_attr', '6', '--fn_label', str(tmp_path / 'labels.pkl'), '--rescale_size', '36', '--crop_size', '32']
+    else:
+        # Inception's auxiliary head needs 299x299 inputs and 2 samples per process in training mode.
+        script, folder, n_epoch = 'fashion_inception_score', 'Fashion_Inception', 1
+        save_json({i: k % 5 for k, i in enumerate(ids)}, tmp_path / 'labels.json')
+        args = ['--n_class', '5', '--fn_label', str(tmp_path / 'labels.json'), '--rescale_size', '299',
+                '--crop_size', '299']
+    ckpt, out = tmp_path / 'ckpt', tmp_path / 'out'
+    out.mkdir()
+    proc = torchrun('classifier', script, str(out), '--train', '--id', 'ddp', '--from_scratch', *args,
+                    '--n_epoch', str(n_epoch), '--batch_size', '4', '--display_freq', '1', '--lr', '1e-3',
+                    '--fn_split', str(tmp_path / 'split.json'), '--img_dir', str(tmp_path / 'img'),
+                    '--checkpoints_dir', str(ckpt), '--num_workers', '0', '--gpu_ids', '-1')
+    ranks = [safe_torch_load(out / f'rank{r}.pt') for r in (0, 1)]
+    assert_same_parameters(ranks[0], ranks[1])
+    assert files_under(ckpt) == {f'{folder}/ddp/best.pth', f'{folder}/ddp/latest.pth'}
+    latest = safe_torch_load(ckpt / folder / 'ddp' / 'latest.pth')
+    assert_same_parameters(latest, {k: ranks[0][k] for k in latest})
+    # 8 training images, global batch 4: 2 steps per epoch, each printed once (rank 0 only).
+    test_line = 'test mean_ap' if kind == 'attr' else 'test accuracy'
+    assert proc.stdout.count('step ') == 2 * n_epoch and proc.stdout.count(test_line) == n_epoch, proc.stdout
+    torch.manual_seed(ddp_worker.CLASSIFIER_INIT_SEED)
+    untrained = build_classifier(kind, 6 if kind == 'attr' else 5).state_dict()
+    assert float((latest['fc.weight'] - untrained['fc.weight']).abs().max()) > 1e-4
+    if kind == 'inception':  # the auxiliary head is not trained (as in one process)
+        assert all(torch.equal(latest[k], untrained[k]) for k in latest if k.startswith('AuxLogits.')
+                   and 'running' not in k and 'num_batches' not in k)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from metrics.fashion_classifiers import build_classifier
-from training.classifier import train_classifier
+from training.classifier import _training_loader, train_classifier
+from util.distributed import SINGLE, DistContext
 
 
 @pytest.mark.parametrize('task', ['single_label', 'multi_label'])
@@ -24,3 +25,26 @@ def test_train_classifier_two_steps(task):
     assert 'fc.weight' in changed and 'conv1.weight' in changed
     with pytest.raises(ValueError, match="valid: \\['adam', 'sgd'\\]"):
         train_classifier(model, loader, optim='rmsprop')
+
+
+def _sample_ids(loader) -> list[list[int]]:
+    return [batch[0].tolist() for batch in loader]
+
+
+def test_process_slices_make_up_the_single_process_batches():
+    """Under torchrun, process r's batch k is the r-th half of the one-process run's batch k, in every epoch."""
+    dataset = torch.utils.data.TensorDataset(torch.arange(10))
+    single = _training_loader(dataset, 4, 4, 0, 7, SINGLE)
+    ranks = [_training_loader(dataset, 4, 2, 0, 7, DistContext(rank=r, world_size=2)) for r in (0, 1)]
+    for _ in range(2):  # two epochs: a new order each, the same in every process
+        expected = _sample_ids(single)
+        halves = [_sample_ids(loader) for loader in ranks]
+        assert len(expected) == 2 and [a + b for a, b in zip(*halves)] == expected
+    assert _sample_ids(single) != expected  # the third epoch's order differs
+
+
+def test_distributed_loader_refuses_fewer_images_than_the_global_batch():
+    dataset = torch.utils.data.TensorDataset(torch.arange(3))
+    with pytest.raises(ValueError, match='3 training images are fewer than the global --batch_size 4'):
+        _training_loader(dataset, 4, 2, 0, 0, DistContext(rank=0, world_size=2))
+    assert _sample_ids(_training_loader(dataset, 4, 4, 0, 0, SINGLE)) != []  # one process keeps the short batch
