@@ -36,6 +36,7 @@ from data.data_loader import create_dataset, make_dataloader  # noqa: E402
 from data.synthetic import DemoConfig, generate_demo_dataset  # noqa: E402
 from models import create_model  # noqa: E402
 from models.losses import random_vgg19_features  # noqa: E402
+from options.base_options import save_options  # noqa: E402
 from options.flow_regression_options import TrainFlowRegressionOptions  # noqa: E402
 from options.pose_transfer_options import TrainPoseTransferOptions  # noqa: E402
 from util.io import save_json  # noqa: E402
@@ -67,13 +68,18 @@ class Bench:
         if not self.vgg_file.is_file():
             atomic_torch_save({f'features.{k}': v for k, v in random_vgg19_features(0).state_dict().items()}, self.vgg_file)
         # The frozen flow network of the pose stage: random weights saved as a flow experiment.
-        opt = TrainFlowRegressionOptions().parse(self.flow_args, display=False, save=True)
+        opt = TrainFlowRegressionOptions().parse(self.flow_args, display=False)
         torch.manual_seed(0)
         model = create_model(opt)
+        save_options(opt, Path(opt.expr_dir) / 'train_opt.json')  # parsing writes nothing; a training run would
         atomic_torch_save(cpu_state_dict(model.netF), network_path(opt.expr_dir, 'latest', 'netF'))
         self.pose_args = [*self.common, '--id', f'bench_{scale}', '--fn_split', 'Label/pair_split.json',
                           '--fn_pose', 'Label/pose_label.pkl', '--pretrained_flow_id', f'bench_{scale}',
                           '--pretrained_flow_epoch', 'latest', '--vgg_weights', str(self.vgg_file), *FULL_MODEL]
+        # The frozen generator of the pixel-warping stage: random weights saved as a w/o-pixel-warping experiment.
+        opt = TrainPoseTransferOptions().parse([*self.pose_args, '--loss_weight_gan', '0'], display=False)
+        torch.manual_seed(0)
+        atomic_torch_save(cpu_state_dict(create_model(opt).netG), network_path(opt.expr_dir, 'latest', 'netG'))
         self.batches = {}
 
     def batch(self, kind: str) -> dict:
@@ -90,7 +96,8 @@ class Bench:
             opt = TrainFlowRegressionOptions().parse([*self.flow_args, *variant_args], display=False, save=False)
         else:
             extra = {'gen_step': ['--loss_weight_gan', '0'], 'gen_step_gan': ['--epoch_add_gan', '1'],
-                     'gen_step_pixwarp': ['--G_pix_warp', '1', '--loss_weight_gan', '0'],
+                     'gen_step_pixwarp': ['--G_pix_warp', '1', '--loss_weight_gan', '0', '--pretrained_G_id',
+                                          f'bench_{self.scale}', '--pretrained_G_epoch', 'latest'],
                      'test_forward': ['--loss_weight_gan', '0']}[workload]
             opt = TrainPoseTransferOptions().parse([*self.pose_args, *extra, *variant_args], display=False,
                                                    save=False)
