@@ -40,7 +40,7 @@ from training.evaluation import save_pose_picture
 PROFILES = {
     'default': dict(flow_epochs=3, flow_steps=240, flow_nf=16, flow_max_nf=64, flow_lr=1e-3, flow_lr_decay=2,
                     pose_epochs=3, pose_steps=70, G_nf=16, G_max_nf=64, pose_lr=1e-3,
-                    full_epochs=1, full_steps=30, full_lr=2e-4,
+                    full_epochs=1, full_steps=30, full_lr=1e-3,
                     epoch_add_gan=3, n_vis=16, picture_pairs=4, dataset_args=[]),
     'tiny': dict(flow_epochs=1, flow_steps=2, flow_nf=8, flow_max_nf=16, flow_lr=1e-4, flow_lr_decay=1,
                  pose_epochs=2, pose_steps=2, G_nf=8, G_max_nf=16, pose_lr=2e-4,
