@@ -84,7 +84,9 @@ def test_demo_runs_again_in_the_same_folders_with_the_same_results(tmp_path, emp
     second = demo.main(args)
     out = capsys.readouterr().out
     assert out.count('--overwrite') >= 3  # the three training commands as printed
-    assert second['metrics'] == first['metrics'] and second['flow_metrics'] == first['flow_metrics']
+    untimed = {k: v for k, v in second['metrics'].items() if k != 'sec_per_image'}
+    assert untimed == {k: first['metrics'][k] for k in untimed} and {'SSIM', 'person_SSIM'} <= set(untimed)
+    assert second['flow_metrics'] == first['flow_metrics']
     again = torch.load(flow_weights, map_location='cpu', weights_only=True)
     assert again.keys() == first_flow.keys() and all(torch.equal(again[k], first_flow[k]) for k in again)
 
