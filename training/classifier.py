@@ -159,7 +159,7 @@ def train_from_options(opt: argparse.Namespace, kind: str) -> tuple[Path, nn.Mod
     spec = get_spec(kind)
     ctx = distributed.context_from_env()
     distributed.check_multi_gpu_launch(parse_gpu_ids(opt.gpu_ids), ctx)
-    local_batch = distributed.per_rank_batch(opt.batch_size, ctx)
+    distributed.per_rank_batch(opt.batch_size, ctx)  # a batch size that does not divide fails before any work
     device = distributed.init_process_group(ctx, select_device(opt.gpu_ids))
     log = print if ctx.is_main else _quiet
     split = load_json(opt.fn_split)
@@ -181,7 +181,7 @@ def train_from_options(opt: argparse.Namespace, kind: str) -> tuple[Path, nn.Mod
         init_from_imagenet(model, kind, imagenet)
         log(f'initialised from {imagenet}')
     loader = _training_loader(ImageLabelDataset(train_paths, train_transform(opt.rescale_size, opt.crop_size),
-                                                train_y), opt.batch_size, local_batch, opt.num_workers, opt.seed, ctx)
+                                                train_y), opt.batch_size, opt.num_workers, opt.seed, ctx)
     out_dir = Path(opt.checkpoints_dir) / spec.folders[0] / opt.id
     best: dict[str, float | None] = {'score': None}
 
@@ -231,15 +231,16 @@ def _quiet(message: str) -> None:
     """The log of the processes other than rank 0."""
 
 
-def _training_loader(dataset: ImageLabelDataset, global_batch: int, local_batch: int, num_workers: int, seed: int,
+def _training_loader(dataset: ImageLabelDataset, global_batch: int, num_workers: int, seed: int,
                      ctx: distributed.DistContext):
-    """Batches of ``local_batch`` samples: this process's slice of each global batch of a shuffle order that every
-    process draws alike from ``seed`` (a new order each epoch). The augmentation draws (random crop and flip) are
-    seeded per process."""
+    """Batches of ``global_batch / world_size`` samples: this process's slice of each global batch of a shuffle
+    order that every process draws alike from ``seed`` (a new order each epoch). The augmentation draws (random crop
+    and flip) are seeded per process."""
     order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     if ctx.enabled and len(dataset) < global_batch:
         raise ValueError(f'{len(dataset)} training images are fewer than the global --batch_size {global_batch}: '
                          f'every process would get an empty batch; lower --batch_size')
     sampler = distributed.RankSlice(order, global_batch, ctx) if ctx.enabled else order
+    local_batch = distributed.per_rank_batch(global_batch, ctx)
     return make_dataloader(dataset, local_batch, num_workers=num_workers, sampler=sampler,
                            drop_last=len(dataset) > global_batch, seed=distributed.rank_seed(seed, ctx.rank))

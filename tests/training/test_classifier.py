@@ -34,8 +34,8 @@ def _sample_ids(loader) -> list[list[int]]:
 def test_process_slices_make_up_the_single_process_batches():
     """Under torchrun, process r's batch k is the r-th half of the one-process run's batch k, in every epoch."""
     dataset = torch.utils.data.TensorDataset(torch.arange(10))
-    single = _training_loader(dataset, 4, 4, 0, 7, SINGLE)
-    ranks = [_training_loader(dataset, 4, 2, 0, 7, DistContext(rank=r, world_size=2)) for r in (0, 1)]
+    single = _training_loader(dataset, 4, 0, 7, SINGLE)
+    ranks = [_training_loader(dataset, 4, 0, 7, DistContext(rank=r, world_size=2)) for r in (0, 1)]
     for _ in range(2):  # two epochs: a new order each, the same in every process
         expected = _sample_ids(single)
         halves = [_sample_ids(loader) for loader in ranks]
@@ -46,5 +46,5 @@ def test_process_slices_make_up_the_single_process_batches():
 def test_distributed_loader_refuses_fewer_images_than_the_global_batch():
     dataset = torch.utils.data.TensorDataset(torch.arange(3))
     with pytest.raises(ValueError, match='3 training images are fewer than the global --batch_size 4'):
-        _training_loader(dataset, 4, 2, 0, 0, DistContext(rank=0, world_size=2))
-    assert _sample_ids(_training_loader(dataset, 4, 4, 0, 0, SINGLE)) != []  # one process keeps the short batch
+        _training_loader(dataset, 4, 0, 0, DistContext(rank=0, world_size=2))
+    assert _sample_ids(_training_loader(dataset, 4, 0, 0, SINGLE)) != []  # one process keeps the short batch
