@@ -51,7 +51,7 @@ DATASET_TYPES = ('flow', 'pose_transfer')
 
 
 def make_opt(root: Path | str, dataset_type: str, size: tuple[int, int], augment: bool,
-             joint_mode: str = 'binary', color_jit: bool = False) -> Namespace:
+             joint_mode: str = 'binary', color_jit: bool = False, maps_on_device: bool = False) -> Namespace:
     """Dataset options of the benchmark: DeepFashion-like radius/shift ranges at 256, Market-like at 128x64."""
     return Namespace(
         # Not 'demo': that name makes the datasets check the generator's manifest, and an older revision's
@@ -64,7 +64,7 @@ def make_opt(root: Path | str, dataset_type: str, size: tuple[int, int], augment
         aug_shiftx_range=20 if size[0] >= 256 else 5, aug_shifty_range=10 if size[0] >= 256 else 5,
         use_augmentation=int(augment), aug_scale_range=1.2, aug_color_jit=int(color_jit),
         aug_affine_hw_order='as_written', allow_corr_fallback=0, strict_seg=0, debug=False, is_train=augment,
-        batch_size=8, num_workers=0)
+        batch_size=8, num_workers=0, maps_on_device=int(maps_on_device))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def worker_main(tree: Path, retain_memory: bool) -> None:
         request = json.loads(line)
         try:
             key = (request['root'], request['dataset_type'], tuple(request['size']), request['augment'],
-                   request['joint_mode'], request['color_jit'])
+                   request['joint_mode'], request['color_jit'], request.get('maps_on_device', False))
             if key not in datasets:
                 datasets[key] = create_dataset(make_opt(*key), 'train')
                 np.random.seed(0)
@@ -123,10 +123,26 @@ def worker_main(tree: Path, retain_memory: bool) -> None:
                     dataset[i]
                 reply = {'wall': (time.perf_counter() - wall) / n * 1000,
                          'cpu': (time.process_time() - cpu) / n * 1000}
+            elif request['cmd'] == 'time_device_maps':
+                # What --maps_on_device moves to the training device, drawn here on this CPU for a batch of 8.
+                from data.base_dataset import draw_device_maps
+                batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
+                opt = dataset.opt
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(n // 8):
+                    draw_device_maps(dict(batch), opt.joint_mode, opt.joint_radius, opt.seg_nc)
+                reply = {'wall': (time.perf_counter() - wall) / (n // 8 * 8) * 1000,
+                         'cpu': (time.process_time() - cpu) / (n // 8 * 8) * 1000}
             else:
                 digest = hashlib.sha256()
                 for i in range(n):
-                    _hash_item(digest, dataset[i])
+                    item = dataset[i]
+                    if dataset.opt.maps_on_device:  # hash the maps the model will draw: they must be the loader's
+                        from data.base_dataset import DEVICE_MAP_KEYS, draw_device_maps
+                        batch = {k: v[None] for k, v in item.items() if torch.is_tensor(v)}
+                        draw_device_maps(batch, dataset.opt.joint_mode, dataset.opt.joint_radius, dataset.opt.seg_nc)
+                        item.update({k: batch[k][0] for k in DEVICE_MAP_KEYS})
+                    _hash_item(digest, item)
                 reply = {'digest': digest.hexdigest()}
         except Exception:  # noqa: BLE001 - reported to the parent, which stops with the traceback
             reply = {'error': traceback.format_exc()}
@@ -212,6 +228,11 @@ def main() -> None:
     p.add_argument('--retain_freed_memory', action='store_true',
                    help='in every worker, make glibc keep freed memory (util.memory.retain_freed_memory, as a '
                         'DataLoader worker_init_fn can): no page faults for re-allocated item arrays')
+    p.add_argument('--maps_on_device', action='store_true',
+                   help='time this implementation with --maps_on_device 1 (no heatmaps or one-hot maps in the '
+                        'items; the model draws them on its device): the identity check compares the maps drawn '
+                        'from the item with the reference\'s, and a last column gives the cost of that drawing on '
+                        'this CPU')
     p.add_argument('--json', default=None, help='also write the results to this JSON file')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -229,6 +250,7 @@ def main() -> None:
     print(f'torch {torch.__version__}, numpy {np.__version__}, opencv {cv2.__version__}; datasets in {base}')
     results = {'n_samples': args.n_samples, 'repeats': args.repeats, 'joint_mode': args.joint_mode,
                'color_jit': bool(args.color_jit), 'retain_freed_memory': args.retain_freed_memory,
+               'maps_on_device': args.maps_on_device,
                'load_average_start': os.getloadavg(), 'cases': []}
     workers = []
     mismatches = 0
@@ -244,11 +266,15 @@ def main() -> None:
             print(f'reference: {args.reference} = commit {results["reference_commit"][:12]}')
         print(f'{load_average()} at start; {args.n_samples} samples per pass, median of {args.repeats} passes; '
               f'joint_mode {args.joint_mode}, color_jit {args.color_jit}, freed memory '
-              f'{"retained" if args.retain_freed_memory else "returned to the OS (glibc defaults)"}')
+              f'{"retained" if args.retain_freed_memory else "returned to the OS (glibc defaults)"}'
+              + ('; new: --maps_on_device 1 (maps drawn by the model, timed separately in the last column)'
+                 if args.maps_on_device else ''))
         header = f'{"size":>8s}  {"dataset":<14s} {"augment":<7s}  {"CPU ms/sample: new":>18s}'
         if ref:
             header += (f' {"ref":>6s} {"speed-up (per-pass range)":>26s}  {"wall ms: new":>12s} {"ref":>6s} '
                        f'speed-up  identical')
+        if args.maps_on_device:
+            header += '  maps on this CPU, ms/sample'
         print(header)
         for size in sizes:
             for dataset_type in DATASET_TYPES:
@@ -257,10 +283,12 @@ def main() -> None:
                                    augment=augment, joint_mode=args.joint_mode, color_jit=bool(args.color_jit),
                                    n=args.n_samples, seed=1)
                     pair = [w for w in (ref, new) if w is not None]
+                    # only this implementation has the option; the reference builds the classic items
+                    own = {new.name: dict(request, maps_on_device=args.maps_on_device)}
                     passes = {clock: {w.name: [] for w in pair} for clock in CLOCKS}
                     for rep in range(args.repeats):
                         for worker in (pair if rep % 2 == 0 else pair[::-1]):
-                            reply = worker.request(cmd='time', **request)
+                            reply = worker.request(cmd='time', **own.get(worker.name, request))
                             for clock in CLOCKS:
                                 passes[clock][worker.name].append(reply[clock])
                     case = {'size': f'{size[0]}x{size[1]}', 'dataset_type': dataset_type, 'augment': augment,
@@ -273,7 +301,7 @@ def main() -> None:
                     if ref:
                         ratios = [r / n for r, n in zip(passes['cpu']['reference'], passes['cpu']['new'])]
                         identical = (ref.request(cmd='digest', **request)['digest']
-                                     == new.request(cmd='digest', **request)['digest'])
+                                     == new.request(cmd='digest', **own[new.name])['digest'])
                         mismatches += not identical
                         case.update(speed_up=cpu['reference'] / cpu['new'], speed_up_per_pass=ratios,
                                     speed_up_wall=wall['reference'] / wall['new'], identical=identical)
@@ -281,6 +309,10 @@ def main() -> None:
                                  f'({min(ratios):.2f}x-{max(ratios):.2f}x)'
                                  f'  {wall["new"]:12.2f} {wall["reference"]:6.2f} {case["speed_up_wall"]:7.2f}x  '
                                  f'{"yes" if identical else "NO, samples differ"}')
+                    if args.maps_on_device:
+                        maps = new.request(cmd='time_device_maps', **own[new.name])
+                        case['device_maps_ms_per_sample'] = maps
+                        line += f'  {maps["cpu"]:27.2f}'
                     print(line, flush=True)
                     results['cases'].append(case)
         results['load_average_end'] = os.getloadavg()

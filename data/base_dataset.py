@@ -21,8 +21,8 @@ from util.flow_util import CorrFileError, read_corr
 from util.image_file import describe_undecodable, image_bytes_problem
 from util.io import load_json
 from util.labels import load_label_file
-from util.pose_util import kp_to_map
-from util.seg_util import seg_label_to_map
+from util.pose_util import kp_to_map, kp_to_map_batch
+from util.seg_util import seg_label_to_map, seg_label_to_map_batch
 
 # How to obtain each dataset; named in the error raised for a missing dataset root.
 DATASET_SOURCES = {
@@ -34,6 +34,29 @@ DEBUG_NUM_PAIRS = 32  # `--debug` keeps this many pairs of every split, as in th
 # 8-bit level -> [-1, 1] through the same float32 steps as the formula (/255, then (x - 0.5) / 0.5), so a table
 # lookup gives the identical values in one pass.
 _LEVEL_TO_UNIT = (np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0 - 0.5) / 0.5
+
+
+# Item keys derived from others (heatmaps from the keypoints, one-hot maps from the label maps); with
+# ``maps_on_device`` the loader leaves them out and draw_device_maps adds them to the batch on the device.
+DEVICE_MAP_KEYS = ('joint_1', 'joint_2', 'seg_1', 'seg_2')
+
+
+def draw_device_maps(batch: dict[str, Any], joint_mode: str, joint_radius: float, seg_nc: int) -> None:
+    """Add the maps a ``maps_on_device`` loader left out to ``batch``, on the device its tensors are on.
+
+    ``batch`` holds ``img_1`` ``[N, 3, H, W]`` (for the map size), ``joint_c_1/2`` ``[N, K, 2]`` and
+    ``seg_label_1/2`` ``[N, 1, H, W]``; it gains ``joint_1/2`` (float32 ``[N, K, H, W]``, the loader's heatmaps:
+    bit-identical for ``joint_mode='binary'``, see :func:`util.pose_util.kp_to_map_batch`) and ``seg_1/2``
+    (float32 ``[N, seg_nc, H, W]``, identical). Keys already present are an error: the maps would be drawn twice.
+    """
+    present = [k for k in DEVICE_MAP_KEYS if k in batch]
+    if present:
+        raise ValueError(f'draw_device_maps: the batch already holds {present}; it comes from a loader without '
+                         f'maps_on_device, so there is nothing to draw')
+    height, width = batch['img_1'].shape[-2:]
+    for side in ('1', '2'):
+        batch[f'joint_{side}'] = kp_to_map_batch(batch[f'joint_c_{side}'], height, width, joint_mode, joint_radius)
+        batch[f'seg_{side}'] = seg_label_to_map_batch(batch[f'seg_label_{side}'], seg_nc)
 
 
 class DataFileError(ValueError):
@@ -121,7 +144,9 @@ class BaseDataset(Dataset):
 
     Reads from ``opt``: ``data_root``, ``fn_split``, ``fn_pose``, ``img_dir``, ``seg_dir``, ``corr_dir``,
     ``image_size`` ``[H, W]``, ``joint_nc``, ``joint_mode``, ``joint_radius``, ``seg_nc``,
-    ``vis_smooth_rate``, ``allow_corr_fallback``, ``debug``, ``is_train``, ``dataset_name``.
+    ``vis_smooth_rate``, ``allow_corr_fallback``, ``debug``, ``is_train``, ``dataset_name`` and, when present,
+    ``maps_on_device``: 1 leaves the derived maps (:data:`DEVICE_MAP_KEYS`) out of the items, for
+    :func:`draw_device_maps` to add to the batch on the training device.
 
     ``strict_seg``: segmentation labels ``>= seg_nc`` raise :class:`DataFileError` instead of being kept (with
     all-zero one-hot rows, as in the original) and reported once per file.
@@ -161,6 +186,8 @@ class BaseDataset(Dataset):
             self.pairs_all = self.pairs_all[:DEBUG_NUM_PAIRS]
         self.pairs = self.pairs_all
         self.corr_fallback_count = 0
+        # An options object of an older release (or a hand-made namespace) has no such key: the classic items.
+        self.maps_on_device = bool(getattr(opt, 'maps_on_device', 0))
 
     # ----------------------------------------------------------------------------------------------
     # Construction-time validation (cheap)
@@ -316,22 +343,26 @@ class BaseDataset(Dataset):
                   vis: np.ndarray, heatmap_size: tuple[int, int]) -> dict[str, Any]:
         """Assemble the item dict from ``[H, W, C]`` numpy arrays (``heatmap_size = (W, H)``)."""
         w, h = heatmap_size
-        return {
+        item = {
             'img_1': to_chw(img_1),
             'img_2': to_chw(img_2),
             'joint_c_1': torch.from_numpy(np.ascontiguousarray(joint_c_1, dtype=np.float32)),
             'joint_c_2': torch.from_numpy(np.ascontiguousarray(joint_c_2, dtype=np.float32)),
-            'joint_1': torch.from_numpy(self.heatmaps(joint_c_1, w, h)),
-            'joint_2': torch.from_numpy(self.heatmaps(joint_c_2, w, h)),
             'seg_label_1': to_chw(seg_1),
             'seg_label_2': to_chw(seg_2),
-            'seg_1': torch.from_numpy(seg_label_to_map(seg_1, self.opt.seg_nc, channels_first=True)),
-            'seg_2': torch.from_numpy(seg_label_to_map(seg_2, self.opt.seg_nc, channels_first=True)),
             'flow_2to1': to_chw(flow),
             'vis_2': to_chw(vis),
             'id_1': id_1,
             'id_2': id_2,
         }
+        if not self.maps_on_device:
+            # Drawn from the float32 keypoints of the item (read_joints and the augmentations keep float32), so
+            # draw_device_maps, which sees the same keypoints, gives the same maps.
+            item['joint_1'] = torch.from_numpy(self.heatmaps(joint_c_1, w, h))
+            item['joint_2'] = torch.from_numpy(self.heatmaps(joint_c_2, w, h))
+            item['seg_1'] = torch.from_numpy(seg_label_to_map(seg_1, self.opt.seg_nc, channels_first=True))
+            item['seg_2'] = torch.from_numpy(seg_label_to_map(seg_2, self.opt.seg_nc, channels_first=True))
+        return item
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, pairs={len(self)}, '

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from data.base_dataset import DEVICE_MAP_KEYS, draw_device_maps
 from models.amp import ForwardSettings, amp_dtype, make_grad_scaler
 from util.weights import (cpu_state_dict, load_network, load_state_dict_compat, network_path,
                           optimizer_state_to_cpu)
@@ -134,11 +135,18 @@ class BaseModel:
     # ----------------------------------------------------------------------------------------------------- input
     def set_input(self, data: dict) -> None:
         """Copy a collated batch to the device; ``self.input['id']`` is the list of ``(id_1, id_2)`` pairs."""
-        missing = [k for k in INPUT_TENSOR_KEYS if k not in data]
+        opt = self.opt
+        on_device = bool(getattr(opt, 'maps_on_device', 0))
+        expected = [k for k in INPUT_TENSOR_KEYS if not (on_device and k in DEVICE_MAP_KEYS)]
+        missing = [k for k in expected if k not in data]
         if missing:
-            raise KeyError(f'{self.name}.set_input: batch lacks {missing}; expected a collated dataset item (see data/base_dataset.py)')
-        self.input = {k: data[k].to(self.device, dtype=torch.float32, non_blocking=True)
-                      for k in INPUT_TENSOR_KEYS}
+            hint = (' (a --maps_on_device 1 loader leaves out joint_1/2 and seg_1/2: pass --maps_on_device 1 to the '
+                    'model too)' if set(missing) <= set(DEVICE_MAP_KEYS) else '')
+            raise KeyError(f'{self.name}.set_input: batch lacks {missing}; expected a collated dataset item (see '
+                           f'data/base_dataset.py){hint}')
+        self.input = {k: data[k].to(self.device, dtype=torch.float32, non_blocking=True) for k in expected}
+        if on_device:
+            draw_device_maps(self.input, opt.joint_mode, opt.joint_radius, opt.seg_nc)
         self.input['id'] = list(zip(data['id_1'], data['id_2']))
 
     # ------------------------------------------------------------------------------------------------- schedules

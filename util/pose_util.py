@@ -131,6 +131,39 @@ def _draw_heatmaps_windowed(maps_khw: np.ndarray, kps: np.ndarray, present: np.n
         maps_khw[k, y:y + side_y, x:x + side_x] = window
 
 
+def kp_to_map_batch(kps: torch.Tensor, height: int, width: int, mode: str = 'binary',
+                    radius: float = 4) -> torch.Tensor:
+    """The heatmaps of :func:`kp_to_map` for a whole batch, drawn on the keypoints' device (``--maps_on_device``).
+
+    Every pixel gets the formula of :func:`kp_to_map` in float64 (``d^2 = dx*dx + dy*dy``), so ``'binary'`` maps
+    are bit-identical to it; ``'gaussian'`` ones too except where torch's and numpy's float64 ``exp`` differ in the
+    last bit and that flips the rounding to float32 (at most one float32 ulp).
+
+    Args:
+        kps: ``[N, K, 2]`` of ``(x, y)`` (the batch's ``joint_c_1`` / ``joint_c_2``), any float dtype; a joint with
+            ``x == -1`` or ``y == -1`` is missing.
+        height, width: map size in pixels.
+        mode, radius: as for :func:`kp_to_map`.
+
+    Returns:
+        ``torch.float32 [N, K, height, width]`` on ``kps.device``, zeros in the channel of a missing joint.
+    """
+    if mode not in HEATMAP_MODES:
+        raise ValueError(f'kp_to_map_batch: unknown mode {mode!r}, valid modes are {HEATMAP_MODES}')
+    if kps.dim() != 3 or kps.size(-1) != 2:
+        raise ValueError(f'kp_to_map_batch: kps must have shape [N, K, 2] of (x, y), got {tuple(kps.shape)}')
+    kps = kps.to(torch.float64)
+    present = (kps != -1).all(dim=-1)[..., None, None]  # [N, K, 1, 1]
+    dx = torch.arange(width, dtype=torch.float64, device=kps.device) - kps[..., :1]  # [N, K, W]
+    dy = torch.arange(height, dtype=torch.float64, device=kps.device) - kps[..., 1:]  # [N, K, H]
+    dist2 = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]  # [N, K, H, W]
+    if mode == 'binary':
+        values = dist2 <= radius ** 2
+    else:
+        values = torch.exp(-dist2 / radius ** 2)
+    return (values & present if mode == 'binary' else values * present).to(torch.float32)
+
+
 def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True,
                   norm_eps: float = 1e-8) -> np.ndarray:
     """Human-region mask from keypoints, used by masked SSIM and masked IS.

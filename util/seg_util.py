@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 SEG_NAMES = ('background', 'head', 'torso', 'left_arm', 'right_arm', 'left_leg', 'right_leg')
 NUM_SEG_CLASSES = len(SEG_NAMES)
@@ -45,6 +46,24 @@ def seg_label_to_map(seg_label: np.ndarray, nc: int = NUM_SEG_CLASSES, channels_
     if channels_first:
         return (classes[:, None, None] == seg_label).astype(np.float32)
     return (seg_label[:, :, None] == classes).astype(np.float32)
+
+
+def seg_label_to_map_batch(seg_label: torch.Tensor, nc: int = NUM_SEG_CLASSES) -> torch.Tensor:
+    """:func:`seg_label_to_map` for a batch, on the labels' device (``--maps_on_device``): the same values.
+
+    Args:
+        seg_label: ``[N, 1, H, W]`` label maps with whole-number values (the batch's ``seg_label_1`` /
+            ``seg_label_2``), any dtype.
+        nc: number of classes.
+
+    Returns:
+        ``torch.float32 [N, nc, H, W]``: channel k is ``[label == k]`` (all zero where the label is outside
+        ``[0, nc)``).
+    """
+    if seg_label.dim() != 4 or seg_label.size(1) != 1:
+        raise ValueError(f'seg_label_to_map_batch: seg_label must be [N, 1, H, W], got {tuple(seg_label.shape)}')
+    classes = torch.arange(nc, device=seg_label.device, dtype=seg_label.dtype).view(1, nc, 1, 1)
+    return (seg_label == classes).to(torch.float32)
 
 
 def smooth_visibility(vis: np.ndarray, kernel_size: int) -> np.ndarray:

@@ -22,7 +22,7 @@ def make_opt(root: Path | str, dataset_type: str = 'flow', **overrides) -> argpa
         image_size=[128, 64], joint_nc=18, joint_mode='binary', joint_radius=4, seg_nc=7, vis_smooth_rate=5,
         aug_shiftx_range=5, aug_shifty_range=5, use_augmentation=0, aug_scale_range=1.2, aug_color_jit=0,
         aug_affine_hw_order='as_written', allow_corr_fallback=0, strict_seg=0, debug=False, is_train=False,
-        batch_size=4, num_workers=0,
+        batch_size=4, num_workers=0, maps_on_device=0,
     )
     for key, value in overrides.items():
         if not hasattr(opt, key):

@@ -458,3 +458,35 @@ def test_loader_workers_keep_freed_memory_and_give_the_same_items(demo_root: Pat
                 assert torch.equal(a[key], b[key]), key
             else:
                 assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize('joint_mode', ['binary', 'gaussian'])
+@pytest.mark.parametrize('augment', [False, True])
+@pytest.mark.parametrize('dataset_type', ['flow', 'pose_transfer'])
+def test_maps_on_device_batches_equal_the_loader_maps(demo_root: Path, dataset_type: str, augment: bool,
+                                                      joint_mode: str) -> None:
+    """--maps_on_device: the items lack the derived maps; drawn on the batch they equal the loader's."""
+    from data.base_dataset import DEVICE_MAP_KEYS, draw_device_maps
+    kw = dict(is_train=augment, use_augmentation=int(augment), joint_mode=joint_mode,
+              joint_radius=4 if joint_mode == 'binary' else 2.5)
+    full_ds = create_dataset(make_opt(demo_root, dataset_type, **kw), 'train')
+    compact_ds = create_dataset(make_opt(demo_root, dataset_type, maps_on_device=1, **kw), 'train')
+    batches = []
+    for ds in (full_ds, compact_ds):
+        np.random.seed(5)  # the same augmentation draws for both
+        batches.append(torch.utils.data.default_collate([ds[i] for i in range(0, 40, 5)]))
+    full, compact = batches
+    assert set(compact) == ITEM_KEYS - set(DEVICE_MAP_KEYS)
+    assert all(torch.equal(full[k], compact[k]) for k in compact if torch.is_tensor(compact[k]))
+    if dataset_type == 'flow' or augment:  # fractional keypoints (the adapted labels; the affine augmentation)
+        assert (compact['joint_c_2'] != compact['joint_c_2'].round()).any()
+    draw_device_maps(compact, full_ds.opt.joint_mode, full_ds.opt.joint_radius, full_ds.opt.seg_nc)
+    for key in DEVICE_MAP_KEYS:
+        assert compact[key].dtype == full[key].dtype and compact[key].shape == full[key].shape
+        if joint_mode == 'binary' or key.startswith('seg'):
+            assert torch.equal(compact[key], full[key]), key
+        else:  # float64 exp of torch and numpy may differ in the last bit: at most one float32 ulp
+            assert torch.allclose(compact[key], full[key], rtol=2 ** -23, atol=0), key
+    assert full['joint_2'].sum() > 0 and full['seg_2'][:, 1:].sum() > 0
+    with pytest.raises(ValueError, match='already holds'):
+        draw_device_maps(compact, 'binary', 4, 7)

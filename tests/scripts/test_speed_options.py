@@ -65,3 +65,33 @@ def test_flow_fp16_saves_and_resumes_its_grad_scaler(demo_root, tmp_path):
 def test_sync_bn_on_cpu_is_a_clear_error(demo_root, tmp_path):
     with pytest.raises(ValueError, match='--sync_bn 1 needs CUDA'):
         train_flow_regression_module.main(flow_args(demo_root, tmp_path, 'sbn', '--sync_bn', '1'))
+
+
+def _weights(exp, names):
+    nets = safe_torch_load(exp / 'latest_checkpoint.pth')['model']['nets']
+    return {f'{n}.{k}': v for n in names for k, v in nets[n].items()}
+
+
+@pytest.mark.slow
+def test_maps_on_device_trains_bit_identically(demo_root, flow_checkpoints, tmp_path, monkeypatch):
+    """--maps_on_device 1 (heatmaps and one-hot maps drawn by the model) trains to the same weights, with the
+    flow module's shift augmentation and the generator's affine augmentation and GAN."""
+    import models.base_model
+    drawn = []
+    draw = models.base_model.draw_device_maps
+    monkeypatch.setattr(models.base_model, 'draw_device_maps', lambda batch, *a: drawn.append(1) or draw(batch, *a))
+    runs, draws = {}, {}
+    for flag in ('0', '1'):
+        drawn.clear()
+        train_flow_regression_module.main(flow_args(demo_root, tmp_path, f'maps{flag}', '--n_epoch', '1',
+                                                    '--maps_on_device', flag, '--n_vis', '0'))
+        args = pose_args(demo_root, flow_checkpoints, f'maps{flag}', *ABLATIONS['no_pixel_warping'], '--n_epoch',
+                         '1', '--epoch_add_gan', '1', '--use_augmentation', '1', '--maps_on_device', flag,
+                         '--n_vis', '0')
+        train_pose_transfer_model.main(args)
+        runs[flag] = {**_weights(tmp_path / f'FlowReg_maps{flag}', ['netF']),
+                      **_weights(flow_checkpoints / f'PoseTransfer_maps{flag}', ['netG', 'netD'])}
+        draws[flag] = len(drawn)
+    assert draws['0'] == 0 and draws['1'] == 6  # per model: 2 training steps and 1 validation batch
+    assert runs['0'].keys() == runs['1'].keys()
+    assert all(torch.equal(runs['0'][k], runs['1'][k]) for k in runs['0'])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from util.pose_util import (DRAW_LIMBS, JOINT_COLORS, JOINT_NAMES, MASK_LIMBS, draw_pose, draw_pose_from_map,
+from util.pose_util import (DRAW_LIMBS, kp_to_map_batch, JOINT_COLORS, JOINT_NAMES, MASK_LIMBS, draw_pose, draw_pose_from_map,
                             get_pose_mask, get_pose_mask_batch, kp_to_map, pose_map_to_joints)
 
 H, W = 128, 64  # Market-1501 size: the transposed quirk matters because H != W
@@ -110,6 +110,33 @@ def test_kp_to_map_bit_identical_to_reference(mode):
             assert hwk.dtype == khw.dtype == np.float32 and hwk.flags.c_contiguous and khw.flags.c_contiguous
             assert hwk.shape == ref.shape and hwk.tobytes() == ref.tobytes(), (trial, width, height, radius)
             assert khw.tobytes() == np.ascontiguousarray(ref.transpose(2, 0, 1)).tobytes()
+
+
+@pytest.mark.parametrize('mode', ['binary', 'gaussian'])
+def test_kp_to_map_batch_equals_kp_to_map(mode):
+    """The on-device drawing (--maps_on_device) gives the loader's maps: a batch of samples with fractional,
+    half-pixel, missing, border and far-away joints, on several sizes and radii."""
+    rng = np.random.default_rng(11)
+    for trial in range(20):
+        width, height = [(W, H), (23, 37), (256, 256), (5, 3)][trial % 4]
+        radius = [1, 2.5, 4, 8, 0.5][trial % 5]
+        kps = np.stack([_random_keypoints(rng, width, height) for _ in range(3)]).astype(np.float32)
+        maps = kp_to_map_batch(torch.from_numpy(kps), height, width, mode=mode, radius=radius)
+        assert maps.dtype == torch.float32 and maps.shape == (3, 18, height, width)
+        for n in range(3):
+            ref = kp_to_map((width, height), kps[n], mode=mode, radius=radius, channels_first=True)
+            if mode == 'binary':
+                assert maps[n].numpy().tobytes() == ref.tobytes(), (trial, n)
+            else:  # float64 exp of torch and numpy may differ in the last bit: at most one float32 ulp
+                np.testing.assert_allclose(maps[n].numpy(), ref, rtol=2 ** -23, atol=0)
+        assert maps.sum() > 0
+
+
+def test_kp_to_map_batch_bad_arguments():
+    with pytest.raises(ValueError, match='unknown mode'):
+        kp_to_map_batch(torch.zeros(1, 18, 2), 8, 8, mode='disc')
+    with pytest.raises(ValueError, match=r'\[N, K, 2\]'):
+        kp_to_map_batch(torch.zeros(18, 2), 8, 8)
 
 
 def test_kp_to_map_gaussian_tail_rounds_to_zero():

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from util.seg_util import seg_label_to_map, smooth_visibility
+from util.seg_util import seg_label_to_map, seg_label_to_map_batch, smooth_visibility
 
 
 def test_seg_label_to_map_one_hot():
@@ -62,6 +63,19 @@ def test_seg_label_to_map_bit_identical_to_reference():
 def _naive_median(vis, k):
     padded = np.pad(vis, k // 2, mode='edge')  # OpenCV medianBlur replicates the border
     return np.median(sliding_window_view(padded, (k, k)), axis=(2, 3)).astype(np.uint8)
+
+
+def test_seg_label_to_map_batch_equals_seg_label_to_map():
+    """The on-device one-hot maps (--maps_on_device) equal the loader's, labels outside the classes included."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 9, size=(3, 1, 20, 12)).astype(np.uint8)  # 7 and 8 are outside the 7 classes
+    for tensor in (torch.from_numpy(labels), torch.from_numpy(labels).float()):
+        maps = seg_label_to_map_batch(tensor, 7)
+        assert maps.dtype == torch.float32 and maps.shape == (3, 7, 20, 12)
+        for n in range(3):
+            assert maps[n].numpy().tobytes() == seg_label_to_map(labels[n, 0], 7, channels_first=True).tobytes()
+    with pytest.raises(ValueError, match=r'\[N, 1, H, W\]'):
+        seg_label_to_map_batch(torch.zeros(3, 20, 12), 7)
 
 
 def test_smooth_visibility_semantics():
