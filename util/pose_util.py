@@ -137,7 +137,9 @@ def kp_to_map_batch(kps: torch.Tensor, height: int, width: int, mode: str = 'bin
 
     Every pixel gets the formula of :func:`kp_to_map` in float64 (``d^2 = dx*dx + dy*dy``), so ``'binary'`` maps
     are bit-identical to it; ``'gaussian'`` ones too except where torch's and numpy's float64 ``exp`` differ in the
-    last bit and that flips the rounding to float32 (at most one float32 ulp).
+    last bit and that flips the rounding to float32 (at most one float32 ulp). As in :func:`kp_to_map`, only a
+    window around each joint is computed (one scatter for the batch); non-finite keypoints or a degenerate radius
+    take the formula over the whole image.
 
     Args:
         kps: ``[N, K, 2]`` of ``(x, y)`` (the batch's ``joint_c_1`` / ``joint_c_2``), any float dtype; a joint with
@@ -153,15 +155,39 @@ def kp_to_map_batch(kps: torch.Tensor, height: int, width: int, mode: str = 'bin
     if kps.dim() != 3 or kps.size(-1) != 2:
         raise ValueError(f'kp_to_map_batch: kps must have shape [N, K, 2] of (x, y), got {tuple(kps.shape)}')
     kps = kps.to(torch.float64)
+    n, n_joints = kps.shape[:2]
+    device = kps.device
     present = (kps != -1).all(dim=-1)[..., None, None]  # [N, K, 1, 1]
-    dx = torch.arange(width, dtype=torch.float64, device=kps.device) - kps[..., :1]  # [N, K, W]
-    dy = torch.arange(height, dtype=torch.float64, device=kps.device) - kps[..., 1:]  # [N, K, H]
-    dist2 = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]  # [N, K, H, W]
-    if mode == 'binary':
-        values = dist2 <= radius ** 2
-    else:
-        values = torch.exp(-dist2 / radius ** 2)
-    return (values & present if mode == 'binary' else values * present).to(torch.float32)
+    maps = torch.zeros(n, n_joints, height, width, dtype=torch.float32, device=device)
+    if maps.numel() == 0:
+        return maps
+
+    def values_at(dist2: torch.Tensor) -> torch.Tensor:
+        values = dist2 <= radius ** 2 if mode == 'binary' else torch.exp(-dist2 / radius ** 2)
+        return (values & present if mode == 'binary' else values * present).to(torch.float32)
+
+    if not (math.isfinite(radius) and radius > 0 and bool(torch.isfinite(kps).all())):
+        dx = torch.arange(width, dtype=torch.float64, device=device) - kps[..., :1]  # [N, K, W]
+        dy = torch.arange(height, dtype=torch.float64, device=device) - kps[..., 1:]  # [N, K, H]
+        return values_at((dx * dx)[..., None, :] + (dy * dy)[..., :, None])
+    # The windows of _draw_heatmaps_windowed: the same size for all joints, moved inside the image.
+    reach = radius if mode == 'binary' else _GAUSSIAN_REACH * radius
+    side = 2 * math.ceil(reach) + 3
+    side_x, side_y = min(width, side), min(height, side)
+    limit = torch.tensor([width - side_x, height - side_y], dtype=torch.float64, device=device)
+    origin = torch.minimum(torch.clamp(torch.floor(kps - reach) - 1, min=0), limit)  # [N, K, 2], integral
+    cols = torch.arange(side_x, device=device)
+    rows = torch.arange(side_y, device=device)
+    dx = origin[..., :1] + cols.to(torch.float64) - kps[..., :1]  # [N, K, side_x]
+    dy = origin[..., 1:] + rows.to(torch.float64) - kps[..., 1:]  # [N, K, side_y]
+    values = values_at((dx * dx)[..., None, :] + (dy * dy)[..., :, None])  # [N, K, side_y, side_x]
+    origin = origin.to(torch.long)
+    channel = torch.arange(n * n_joints, device=device).view(n, n_joints)
+    flat = (((channel * height + origin[..., 1])[..., None, None] + rows[:, None]) * width
+            + origin[..., 0, None, None] + cols)  # [N, K, side_y, side_x] indices into maps
+    # one window per channel, so no index repeats
+    maps.view(-1)[flat.view(-1)] = values.view(-1)
+    return maps
 
 
 def get_pose_mask(kps, img_size: tuple[int, int], point_radius: float = 4, transposed: bool = True,

@@ -155,6 +155,9 @@ def test_kp_to_map_degenerate_inputs_follow_the_formula(mode):
         for radius in (4, 0):
             ref = _reference_heatmaps(9, 7, kps, mode, radius)
             assert kp_to_map((9, 7), kps, mode=mode, radius=radius).tobytes() == ref.tobytes()
+            batch = kp_to_map_batch(torch.tensor([kps, kps[::-1]]), 7, 9, mode=mode, radius=radius)
+            np.testing.assert_array_equal(batch[0].numpy(), ref.transpose(2, 0, 1))  # NaN where the formula is
+            np.testing.assert_array_equal(batch[1].numpy(), ref.transpose(2, 0, 1)[::-1])
 
 
 def test_kp_to_map_bad_mode():
