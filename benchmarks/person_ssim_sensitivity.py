@@ -30,6 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from data.data_loader import create_dataset, make_dataloader  # noqa: E402
 from metrics.person_region import flow_warp_reference, person_mask_from_seg, person_region_ssim  # noqa: E402
+from models import create_model  # noqa: E402
 from options.base_options import merge_train_options  # noqa: E402
 from options.flow_regression_options import TestFlowRegressionOptions  # noqa: E402
 from options.pose_transfer_options import TestPoseTransferOptions  # noqa: E402
@@ -68,7 +69,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                            '--num_workers', '0'], display=False)
     flow_model = None
     if args.flow_module:
-        from models import create_model
         flow_opt = merge_train_options(TestFlowRegressionOptions().parse(
             ['--id', args.flow_module, '--which_epoch', 'best', '--gpu_ids', '-1', '--checkpoints_dir',
              args.checkpoints_dir, '--num_workers', '0', '--data_root', args.data_root], display=False))

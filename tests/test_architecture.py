@@ -75,6 +75,9 @@ FUNCTION_LOCAL_IMPORTS: dict[tuple[str, str, str], str] = {
     ('benchmarks.bench_data', 'worker_main', 'data.data_loader'):
         'this file is also the worker that times another git revision\'s dataset code; a module-level import '
         'would load this checkout\'s packages into that worker',
+    ('benchmarks.bench_data', 'worker_main', 'data.base_dataset'):
+        'the --maps_on_device helpers exist only in this checkout: imported where the worker of this checkout uses '
+        'them, never in the worker of an older revision',
     ('benchmarks.bench_data', 'generate', 'data.synthetic'):
         'this file is also the worker that times another git revision\'s dataset code; a module-level import '
         'would load this checkout\'s packages into that worker',
