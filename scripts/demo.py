@@ -1,8 +1,9 @@
 """The quick-start job: the whole pipeline on the synthetic demo dataset, with the same scripts and options a user
 runs on DeepFashion (only ``--dataset_name demo`` and small epoch counts).
 
-    python scripts/demo.py            # about 11 minutes on 2 CPU cores
-    python scripts/demo.py --tiny     # a smoke run of every step (used by the tests)
+    python scripts/demo.py                  # about 11 minutes on 2 CPU cores
+    python scripts/demo.py --profile long   # about 26 minutes: a better flow module and generator
+    python scripts/demo.py --tiny           # a smoke run of every step (used by the tests; = --profile tiny)
 
 Steps: generate ``datasets/demo`` if missing; train the flow regression module (``FlowReg_demo``); train the
 pose-transfer model without pixel warping (``PoseTransfer_demo_4``); fine-tune the full model's pixel-warping
@@ -42,6 +43,12 @@ PROFILES = {
                     pose_epochs=3, pose_steps=70, G_nf=16, G_max_nf=64, pose_lr=1e-3,
                     full_epochs=1, full_steps=30, full_lr=1e-3,
                     epoch_add_gan=3, n_vis=16, picture_pairs=4, dataset_args=[]),
+    # ~3x the default's time, most of it for the flow module (6 epochs over all train pairs), whose accuracy limits
+    # the person-region result (see the README).
+    'long': dict(flow_epochs=6, flow_steps=375, flow_nf=16, flow_max_nf=64, flow_lr=1e-3, flow_lr_decay=4,
+                 pose_epochs=4, pose_steps=140, G_nf=16, G_max_nf=64, pose_lr=1e-3,
+                 full_epochs=1, full_steps=80, full_lr=1e-3,
+                 epoch_add_gan=4, n_vis=16, picture_pairs=4, dataset_args=[]),
     'tiny': dict(flow_epochs=1, flow_steps=2, flow_nf=8, flow_max_nf=16, flow_lr=1e-4, flow_lr_decay=1,
                  pose_epochs=2, pose_steps=2, G_nf=8, G_max_nf=16, pose_lr=2e-4,
                  full_epochs=1, full_steps=2, full_lr=2e-4,
@@ -76,14 +83,17 @@ def vgg_available(weights_path: str | None) -> bool:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--tiny', action='store_true', help='smoke run: a few steps of every stage')
+    parser.add_argument('--profile', choices=sorted(PROFILES), default='default',
+                        help="epochs, iterations, widths and learning rates of the stages: 'default' (~11 min on 2 "
+                             "CPU cores), 'long' (~26 min), 'tiny' (a smoke run)")
+    parser.add_argument('--tiny', action='store_true', help='smoke run: a few steps of every stage (= --profile tiny)')
     parser.add_argument('--gpu_ids', default='-1', help='-1 for the CPU (default), 0 for the first GPU')
     parser.add_argument('--data_root', default='datasets/demo/', help='where the demo dataset lives')
     parser.add_argument('--checkpoints_dir', default='checkpoints')
     parser.add_argument('--vgg_weights', default=None, help="path to torchvision's vgg19-dcbb9e9d.pth")
     parser.add_argument('--num_workers', default='2')
     args = parser.parse_args(argv)
-    prof = PROFILES['tiny' if args.tiny else 'default']
+    prof = PROFILES['tiny' if args.tiny else args.profile]
     times: dict[str, float] = {}
 
     with timed(times, 'generate the dataset'):

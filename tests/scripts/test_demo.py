@@ -134,3 +134,18 @@ def test_demo_turns_the_content_loss_on_when_vgg_weights_are_found(where, tmp_pa
             assert argv[argv.index('--vgg_weights') + 1] == extra[1]
         else:
             assert '--vgg_weights' not in argv  # found by the model in the same hub cache
+
+
+def test_profiles_set_every_stage_and_long_trains_longer(capsys):
+    """Every profile gives every stage's settings; 'long' spends more iterations than 'default' on each stage;
+    an unknown profile is an argparse error naming the choices."""
+    keys = set(demo.PROFILES['default'])
+    assert all(set(p) == keys for p in demo.PROFILES.values())
+    long, default = demo.PROFILES['long'], demo.PROFILES['default']
+    for stage in ('flow', 'pose', 'full'):
+        steps = f'{stage}_steps'
+        epochs = f'{stage}_epochs'
+        assert long[epochs] * long[steps] > default[epochs] * default[steps], stage
+    with pytest.raises(SystemExit):
+        demo.main(['--profile', 'huge'])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
