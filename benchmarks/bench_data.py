@@ -135,10 +135,11 @@ def worker_main(tree: Path, retain_memory: bool) -> None:
                          'cpu': (time.process_time() - cpu) / (n // 8 * 8) * 1000}
             else:
                 digest = hashlib.sha256()
+                if dataset.opt.maps_on_device:  # hash the maps the model will draw: they must be the loader's
+                    from data.base_dataset import DEVICE_MAP_KEYS, draw_device_maps
                 for i in range(n):
                     item = dataset[i]
-                    if dataset.opt.maps_on_device:  # hash the maps the model will draw: they must be the loader's
-                        from data.base_dataset import DEVICE_MAP_KEYS, draw_device_maps
+                    if dataset.opt.maps_on_device:
                         batch = {k: v[None] for k, v in item.items() if torch.is_tensor(v)}
                         draw_device_maps(batch, dataset.opt.joint_mode, dataset.opt.joint_radius, dataset.opt.seg_nc)
                         item.update({k: batch[k][0] for k in DEVICE_MAP_KEYS})

@@ -7,7 +7,7 @@ Scores inside the target's ground-truth body mask, against the target (the quick
 ``metrics/person_region.py``):
 
 * the target itself, moved right by 1-4 pixels (the image edge replicated) and blurred with a Gaussian of
-  sigma 0.7-2 pixels: a perfect rendering that is misplaced or soft;
+  sigma 0.7-2 pixels (scipy's filter, as SSIM uses it): a perfect rendering that is misplaced or soft;
 * the ground-truth-flow warp (the quick start's upper reference: the source warped with the true flow, hidden parts
   filled with the source's mean body colour), with its flow offset by 1-4 pixels along x;
 * copy-source (the lower reference);
@@ -30,6 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from data.data_loader import create_dataset, make_dataloader  # noqa: E402
 from metrics.person_region import flow_warp_reference, person_mask_from_seg, person_region_ssim  # noqa: E402
+from metrics.ssim import _gaussian_filter, _gaussian_taps  # noqa: E402
 from models import create_model  # noqa: E402
 from options.base_options import merge_train_options  # noqa: E402
 from options.flow_regression_options import TestFlowRegressionOptions  # noqa: E402
@@ -46,16 +47,9 @@ def shift_right(x: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``[N, C, H, W]`` (radius 3 sigma, replicated borders)."""
-    radius = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    kernel = torch.exp(-t * t / (2 * sigma * sigma))
-    kernel = kernel / kernel.sum()
-    c = x.size(1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode='replicate'), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
-                 groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode='replicate'), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
-                    groups=c)
+    """Gaussian blur of ``[N, C, H, W]``: SSIM's own separable filter (scipy's ``gaussian_filter``, radius 4 sigma,
+    reflected borders)."""
+    return _gaussian_filter(x, _gaussian_taps(sigma, int(4 * sigma + 0.5), x.dtype))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
