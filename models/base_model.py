@@ -136,7 +136,7 @@ class BaseModel:
     def set_input(self, data: dict) -> None:
         """Copy a collated batch to the device; ``self.input['id']`` is the list of ``(id_1, id_2)`` pairs."""
         opt = self.opt
-        on_device = bool(getattr(opt, 'maps_on_device', 0))
+        on_device = bool(opt.maps_on_device)
         expected = [k for k in INPUT_TENSOR_KEYS if not (on_device and k in DEVICE_MAP_KEYS)]
         missing = [k for k in expected if k not in data]
         if missing:
